@@ -1,0 +1,11 @@
+using System.Reflection;
+using DeCloud.Testing;
+
+namespace DeCloud.Virtualization.Tests;
+
+public sealed class PublicApiTests
+{
+    [Fact]
+    public void PublicApi_HasNotChanged_MatchesApprovedFile() =>
+        ApiApproval.Verify(Assembly.Load(new AssemblyName("DeCloud.Virtualization")));
+}
