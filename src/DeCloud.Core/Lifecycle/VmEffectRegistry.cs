@@ -25,7 +25,7 @@ public sealed class VmEffectRegistry
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, IVmEffect> _handlers = new(StringComparer.Ordinal);
-    private readonly List<(VmState? From, VmState? To, bool Creation, string Effect)> _rules = [];
+    private readonly List<(VmState? From, VmState? To, bool Creation, bool CreationOnly, string Effect)> _rules = [];
     private TaskCompletionSource _work = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Registers a handler.</summary>
@@ -77,7 +77,7 @@ public sealed class VmEffectRegistry
     }
 
     /// <summary>Triggers <paramref name="effect"/> when a VM is created.</summary>
-    public VmEffectRegistry OnCreate(string effect) => AddRule(null, VmState.Pending, creation: true, effect);
+    public VmEffectRegistry OnCreate(string effect) => AddRule(null, VmState.Pending, creation: true, effect, creationOnly: true);
 
     /// <summary>True when a handler named <paramref name="name"/> is registered.</summary>
     public bool IsRegistered(string name)
@@ -98,7 +98,7 @@ public sealed class VmEffectRegistry
             {
                 bool match = from is null
                     ? rule.Creation
-                    : (rule.From is null || rule.From == from) && (rule.To is null || rule.To == to) && !(rule.From is null && rule.To is null);
+                    : !rule.CreationOnly && (rule.From is null || rule.From == from) && (rule.To is null || rule.To == to);
                 if (match && !list.Contains(rule.Effect, StringComparer.Ordinal))
                 {
                     list.Add(rule.Effect);
@@ -124,12 +124,12 @@ public sealed class VmEffectRegistry
     internal void SignalWork() =>
         Interlocked.Exchange(ref _work, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
-    private VmEffectRegistry AddRule(VmState? from, VmState? to, bool creation, string effect)
+    private VmEffectRegistry AddRule(VmState? from, VmState? to, bool creation, string effect, bool creationOnly = false)
     {
         var name = CheckName(effect);
         lock (_gate)
         {
-            _rules.Add((from, to, creation, name));
+            _rules.Add((from, to, creation, creationOnly, name));
         }
 
         return this;
