@@ -35,6 +35,12 @@ internal static class NodeAttributes
         | ((ulong)region << RegionShift)
         | ((ulong)gpuModel << GpuModelShift);
 
+    /// <summary>Index sub-keys: architecture x public IP.</summary>
+    public const int SubKeys = 4;
+
+    /// <summary>The index sub-key of a node: <c>architecture * 2 + publicIp</c>.</summary>
+    public static int SubKey(ulong a) => (int)((a >> 1) & 3);
+
     public static bool IsOnline(ulong a) => (a & OnlineBit) != 0;
 
     public static bool HasPublicIp(ulong a) => (a & PublicIpBit) != 0;

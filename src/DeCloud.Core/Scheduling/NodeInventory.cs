@@ -38,7 +38,8 @@ public sealed partial class NodeInventory
     internal int[] Mark = [];
     internal int SlotCount;
 
-    // Candidate orderings.
+    // Candidate orderings. All and ByRegion are further split by architecture and public IP
+    // (see NodeAttributes.SubKey), so those filters cost nothing while scanning.
     internal readonly CandidateLists All = new();
     internal readonly CandidateLists ByRegion = new();
     internal readonly CandidateLists Gpu = new();
@@ -49,7 +50,7 @@ public sealed partial class NodeInventory
     public NodeInventory(TimeProvider? timeProvider = null)
     {
         _time = timeProvider ?? TimeProvider.System;
-        All.EnsureKeys(1);
+        All.EnsureKeys(NodeAttributes.SubKeys);
         Gpu.EnsureKeys(1);
         InitReservations();
     }
@@ -413,10 +414,10 @@ public sealed partial class NodeInventory
 
         var b = CandidateLists.Bucket(FreeCpu[slot]);
         BucketOf[slot] = b;
-        All.Link(slot, 0, b);
-        var region = NodeAttributes.Region(a);
-        ByRegion.EnsureKeys(_regions.Count);
-        ByRegion.Link(slot, region, b);
+        var sub = NodeAttributes.SubKey(a);
+        All.Link(slot, sub, b);
+        ByRegion.EnsureKeys(_regions.Count * NodeAttributes.SubKeys);
+        ByRegion.Link(slot, (NodeAttributes.Region(a) * NodeAttributes.SubKeys) + sub, b);
         if (CapGpu[slot] > 0)
         {
             Gpu.Link(slot, 0, b);
@@ -438,8 +439,9 @@ public sealed partial class NodeInventory
         }
 
         var a = Attr[slot];
-        All.Unlink(slot, 0, b);
-        ByRegion.Unlink(slot, NodeAttributes.Region(a), b);
+        var sub = NodeAttributes.SubKey(a);
+        All.Unlink(slot, sub, b);
+        ByRegion.Unlink(slot, (NodeAttributes.Region(a) * NodeAttributes.SubKeys) + sub, b);
         if (CapGpu[slot] > 0)
         {
             Gpu.Unlink(slot, 0, b);

@@ -6,6 +6,9 @@ namespace DeCloud.Core.Scheduling;
 /// <summary>The decision: compile the request, walk the smallest applicable index in strategy order, score a few candidates.</summary>
 public sealed partial class VmScheduler
 {
+    private readonly int[] _keys = new int[NodeAttributes.SubKeys];
+    private readonly int[] _regionKeys = new int[NodeAttributes.SubKeys];
+
     /// <summary>Fills <see cref="_q"/> from a validated request. Runs under the lock (label tables change under it).</summary>
     private void Compile(PlacementRequest r, long resourceCap, bool ignoreTarget, int excludeEpoch)
     {
@@ -110,20 +113,29 @@ public sealed partial class VmScheduler
             return Best(1, out bestScore);
         }
 
-        // The smallest applicable index: all online nodes, the GPU nodes (of the model), or the region.
+        // The smallest applicable index: the GPU nodes (of the model), or the nodes of the region, or all
+        // nodes; the last two split by architecture and public IP, so only matching sub-lists are walked.
         var lists = _inv.All;
-        var key = 0;
+        var keys = _keys;
+        var keyCount = SubKeys(keys, 0);
+        var total = Count(lists, keys, keyCount);
         if (q.Gpu > 0)
         {
-            (lists, key) = q.GpuModelId != 0 ? (_inv.ByGpuModel, q.GpuModelId) : (_inv.Gpu, 0);
+            (lists, keys[0], keyCount) = q.GpuModelId != 0 ? (_inv.ByGpuModel, q.GpuModelId, 1) : (_inv.Gpu, 0, 1);
+            total = lists.Count(keys[0]);
         }
 
-        if (q.RegionId != 0 && _inv.ByRegion.Count(q.RegionId) < lists.Count(key))
+        if (q.RegionId != 0)
         {
-            (lists, key) = (_inv.ByRegion, q.RegionId);
+            var regionKeys = SubKeys(_regionKeys, q.RegionId * NodeAttributes.SubKeys);
+            var regionTotal = Count(_inv.ByRegion, _regionKeys, regionKeys);
+            if (regionTotal < total)
+            {
+                (lists, keys, keyCount, total) = (_inv.ByRegion, _regionKeys, regionKeys, regionTotal);
+            }
         }
 
-        if (lists.Count(key) == 0)
+        if (total == 0)
         {
             return -1;
         }
@@ -131,11 +143,29 @@ public sealed partial class VmScheduler
         var limit = _options.CandidatesToScore;
         var n = 0;
         var start = CandidateLists.Bucket(q.Cpu);
-        if (q.Strategy == PlacementStrategy.BinPack)
+        var binPack = q.Strategy == PlacementStrategy.BinPack;
+        var b = binPack ? start : CandidateLists.BucketCount - 1;
+        while (true)
         {
-            for (var b = lists.NextNonEmpty(key, start); b >= 0; b = lists.NextNonEmpty(key, b + 1))
+            // The next non-empty bucket in strategy order over all walked sub-lists.
+            var next = -1;
+            for (var k = 0; k < keyCount; k++)
             {
-                for (var s = lists.Head(key, b); s >= 0; s = lists.Next(s))
+                var c = binPack ? lists.NextNonEmpty(keys[k], b) : lists.PrevNonEmpty(keys[k], b);
+                if (c >= 0 && (next < 0 || (binPack ? c < next : c > next)))
+                {
+                    next = c;
+                }
+            }
+
+            if (next < 0 || next < start)
+            {
+                break;
+            }
+
+            for (var k = 0; k < keyCount; k++)
+            {
+                for (var s = lists.Head(keys[k], next); s >= 0; s = lists.Next(s))
                 {
                     if (Passes(s))
                     {
@@ -147,26 +177,43 @@ public sealed partial class VmScheduler
                     }
                 }
             }
-        }
-        else
-        {
-            for (var b = lists.PrevNonEmpty(key, CandidateLists.BucketCount - 1); b >= start; b = lists.PrevNonEmpty(key, b - 1))
-            {
-                for (var s = lists.Head(key, b); s >= 0; s = lists.Next(s))
-                {
-                    if (Passes(s))
-                    {
-                        _candidates[n++] = s;
-                        if (n == limit)
-                        {
-                            return Best(n, out bestScore);
-                        }
-                    }
-                }
-            }
+
+            b = binPack ? next + 1 : next - 1;
         }
 
         return n == 0 ? -1 : Best(n, out bestScore);
+    }
+
+    /// <summary>The sub-keys (architecture x public IP) a request may use, added to <paramref name="baseKey"/>.</summary>
+    private int SubKeys(int[] into, int baseKey)
+    {
+        var q = _q;
+        var n = 0;
+        for (var arch = 0; arch < 2; arch++)
+        {
+            if (q.Request.Architecture is { } a && (int)a != arch)
+            {
+                continue;
+            }
+
+            for (var pub = q.Request.RequiresPublicIp ? 1 : 0; pub < 2; pub++)
+            {
+                into[n++] = baseKey + (arch * 2) + pub;
+            }
+        }
+
+        return n;
+    }
+
+    private static int Count(CandidateLists lists, int[] keys, int n)
+    {
+        var total = 0;
+        for (var i = 0; i < n; i++)
+        {
+            total += lists.Count(keys[i]);
+        }
+
+        return total;
     }
 
     /// <summary>Every hard filter, cheapest first, on one node.</summary>

@@ -22,6 +22,7 @@ public sealed partial class VmScheduler
 
     private string KindName(int k) => k < KCustom ? BuiltInNames[k] : _filters[k - KCustom].Name;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private PlacementRefusal Explain(PlacementQuery q, int gangMember)
     {
         var inv = _inv;
