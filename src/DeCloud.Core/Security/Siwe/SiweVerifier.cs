@@ -222,6 +222,19 @@ public sealed class SiweVerifier
         return VerifySignature(message!, signature.ToArray(), parsed);
     }
 
+    /// <summary>Parses and checks only the signature, not the server's expectations (for published vectors whose times contradict each other).</summary>
+    internal SiweVerificationResult VerifySignatureOnly(string message, string signature)
+    {
+        if (!TryParseMessage(message, out var parsed, out var failure))
+        {
+            return failure;
+        }
+
+        return TryDecodeSignature(signature, out var sig)
+            ? VerifySignature(message, sig, parsed)
+            : new SiweVerificationResult(SiweStatus.BadSignatureEncoding, "the signature must be 0x followed by exactly 130 hex digits (65 bytes).", parsed);
+    }
+
     /// <summary>The EIP-191 <c>personal_sign</c> hash: keccak256("\x19Ethereum Signed Message:\n" + len + message).</summary>
     internal static byte[] PersonalSignHash(string message)
     {
