@@ -1,11 +1,12 @@
-// Config for `npx hardhat node` in DeCloud.Billing's chain tests: no compilation happens through hardhat
-// (the test token is compiled with solc-js by compile-token.js), only the in-process network.
+// Config for `npx hardhat node` in DeCloud.Billing's chain tests. Nothing is compiled through hardhat
+// (compile-token.js compiles the test token with solc-js); only the in-process network is used.
 module.exports = {
   networks: {
     hardhat: {
       chainId: 31337,
-      // Mine only when a transaction arrives (the default); tests mine extra blocks with hardhat_mine.
-      mining: { auto: true },
+      // A reverted transaction is still mined and its hash returned, so tests can claim it.
+      throwOnTransactionFailures: false,
+      throwOnCallFailures: false,
     },
   },
 };
