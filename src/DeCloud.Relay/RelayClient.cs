@@ -35,6 +35,7 @@ public sealed class RelayClient : IAsyncDisposable
     private TimeSpan? _goAwayDelay;
     private int _state;
     private int _connectCount;
+    private Exception? _lastError;
 
     /// <summary>Creates a client; call <see cref="StartAsync"/> to connect.</summary>
     public RelayClient(RelayClientOptions options, IRelayCredentials credentials, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
@@ -58,6 +59,9 @@ public sealed class RelayClient : IAsyncDisposable
 
     /// <summary>True while the tunnel is up and authenticated.</summary>
     public bool IsConnected => Volatile.Read(ref _session) is { } s && !s.Tunnel.Closed.IsCancellationRequested;
+
+    /// <summary>Why the last connection attempt or tunnel failed (for example a <see cref="RelayAuthenticationException"/>), or null.</summary>
+    public Exception? LastError => Volatile.Read(ref _lastError);
 
     /// <summary>How many times the tunnel was established (1 after the first connect).</summary>
     public int ConnectCount => Volatile.Read(ref _connectCount);
@@ -234,6 +238,7 @@ public sealed class RelayClient : IAsyncDisposable
             catch (Exception ex) when (ex is SocketException or IOException or RelayException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
             {
                 reason = ex is OperationCanceledException ? "connect timed out" : ex.Message;
+                Volatile.Write(ref _lastError, ex);
                 RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", ex is RelayAuthenticationException ? "auth_failed" : "error"));
             }
 
