@@ -328,7 +328,7 @@ public sealed class RelayClient : IAsyncDisposable
                 }, linked.Token).ConfigureAwait(false);
             }
 
-            tunnel = new TunnelConnection(transport, _settings, isServer: false, _timeProvider, _tunnelLogger, $"relay {_options.ServerHost}:{_options.ServerPort}");
+            tunnel = new TunnelConnection(transport, _settings, isServer: false, _timeProvider, _tunnelLogger, $"relay {_options.ServerHost}:{_options.ServerPort}", socket);
             var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
             if (header.Type == FrameType.Error)
             {

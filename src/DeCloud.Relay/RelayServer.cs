@@ -378,7 +378,7 @@ public sealed class RelayServer : IAsyncDisposable
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, linked.Token).ConfigureAwait(false);
             }
 
-            tunnel = new TunnelConnection(transport, _settings, isServer: true, _timeProvider, _tunnelLogger, remote?.ToString() ?? "?");
+            tunnel = new TunnelConnection(transport, _settings, isServer: true, _timeProvider, _tunnelLogger, remote?.ToString() ?? "?", socket);
             var challenge = RandomNumberGenerator.GetBytes(32);
             await tunnel.SendAsync(FrameType.Hello, 0, new HelloMessage(FrameHeader.CurrentVersion, challenge).Encode(), linked.Token).ConfigureAwait(false);
             var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
@@ -452,6 +452,6 @@ public sealed class RelayServer : IAsyncDisposable
     {
         RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));
         Log.TunnelRefused(_logger, remote, reason);
-        await tunnel.FailAsync(code, reason).ConfigureAwait(false);
+        await tunnel.FailAsync(code, reason, drain: true).ConfigureAwait(false);
     }
 }

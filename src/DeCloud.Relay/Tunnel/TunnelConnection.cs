@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 using System.Threading.Channels;
 using DeCloud.Relay.Diagnostics;
 using DeCloud.Relay.Protocol;
@@ -40,8 +41,11 @@ internal sealed class TunnelConnection : IAsyncDisposable
     private int _pongPending;
     private string? _closeReason;
 
-    public TunnelConnection(Stream transport, TunnelSettings settings, bool isServer, TimeProvider timeProvider, ILogger logger, string name)
+    private readonly Socket? _socket;
+
+    public TunnelConnection(Stream transport, TunnelSettings settings, bool isServer, TimeProvider timeProvider, ILogger logger, string name, Socket? socket = null)
     {
+        _socket = socket;
         _transport = transport;
         Settings = settings;
         TimeProvider = timeProvider;
@@ -206,8 +210,11 @@ internal sealed class TunnelConnection : IAsyncDisposable
 
     internal void RemoveStream(TunnelStream stream) => _streams.TryRemove(new KeyValuePair<uint, TunnelStream>(stream.Id, stream));
 
-    /// <summary>Sends an error frame (best effort, bounded) and closes.</summary>
-    public async Task FailAsync(WireError code, string reason)
+    /// <summary>
+    /// Sends an error frame (best effort, bounded) and closes. With <paramref name="drain"/> (only from the reading side)
+    /// it half-closes and discards what the peer still sends for a moment, so the peer reads the error instead of a reset.
+    /// </summary>
+    public async Task FailAsync(WireError code, string reason, bool drain = false)
     {
         Log.TunnelProtocolError(_logger, Name, code.ToString(), reason);
         RelayMetrics.Error(code.ToString());
@@ -219,6 +226,11 @@ internal sealed class TunnelConnection : IAsyncDisposable
         catch (Exception ex) when (ex is RelayException or OperationCanceledException)
         {
             // The peer may already be gone; the reason is logged above.
+        }
+
+        if (drain && _socket is not null)
+        {
+            await DrainAsync().ConfigureAwait(false);
         }
 
         Abort(reason);
@@ -253,11 +265,15 @@ internal sealed class TunnelConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Abort("disposed");
-        await _reader.CompleteAsync().ConfigureAwait(false);
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            // The transport is already closed: completing only returns pooled buffers; unflushed bytes are dropped.
+            await _reader.CompleteAsync().ConfigureAwait(false);
             await _writer.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or IOException or InvalidOperationException)
+        {
         }
         finally
         {
@@ -274,6 +290,29 @@ internal sealed class TunnelConnection : IAsyncDisposable
         FrameDecodeStatus.Oversized => $"frame of {header.Length} bytes exceeds the limit of {FrameHeader.MaxPayload}",
         _ => status.ToString(),
     };
+
+    private async Task DrainAsync()
+    {
+        try
+        {
+            _socket!.Shutdown(SocketShutdown.Send);
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(1), TimeProvider);
+            long discarded = 0;
+            while (discarded < 1024 * 1024)
+            {
+                var result = await _reader.ReadAsync(bound.Token).ConfigureAwait(false);
+                discarded += result.Buffer.Length;
+                _reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+        }
+    }
 
     private void MarkReceived() => Interlocked.Exchange(ref _lastReceiveTimestamp, TimeProvider.GetTimestamp());
 
@@ -300,7 +339,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
                 if (status != FrameDecodeStatus.Ok)
                 {
                     _reader.AdvanceTo(buffer.Start, buffer.End);
-                    await FailAsync(status == FrameDecodeStatus.UnsupportedVersion ? WireError.UnsupportedVersion : WireError.ProtocolError, Describe(status, header)).ConfigureAwait(false);
+                    await FailAsync(status == FrameDecodeStatus.UnsupportedVersion ? WireError.UnsupportedVersion : WireError.ProtocolError, Describe(status, header), drain: true).ConfigureAwait(false);
                     return;
                 }
 
@@ -309,7 +348,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
                 if (problem is not null)
                 {
                     _reader.AdvanceTo(buffer.Start, buffer.End);
-                    await FailAsync(problem.Value.Code, problem.Value.Reason).ConfigureAwait(false);
+                    await FailAsync(problem.Value.Code, problem.Value.Reason, drain: true).ConfigureAwait(false);
                     return;
                 }
             }
