@@ -156,7 +156,10 @@ lock (vmReports)
     vmReports[placed] = [new VmStatusReport(vm, VmState.Running)];
 }
 
-await Step(lifecycle.TransitionAsync(vm, VmState.Running, VmTransitionCause.Heartbeat, "agent reports the domain running"));
+// The agent's next heartbeat reports the domain running; the reconciler feeds it to the state machine.
+var reconciled = await new VmStateReconciler(lifecycle).ApplyHeartbeatAsync(
+    new NodeHeartbeat(placed, new Resources(2, 2048, 20), [new VmStatusReport(vm, VmState.Running)]));
+await Step(Task.FromResult(reconciled.Applied.Single()));
 try
 {
     await lifecycle.TransitionAsync(vm, VmState.Pending, VmTransitionCause.Manual);
