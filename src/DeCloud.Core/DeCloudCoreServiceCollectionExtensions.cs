@@ -59,6 +59,7 @@ public static class DeCloudCoreServiceCollectionExtensions
         });
         services.TryAddSingleton(sp => new VmLifecycle(
             sp.GetRequiredService<IVmStore>(), sp.GetRequiredService<VmEffectRegistry>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
+        services.TryAddSingleton(sp => new VmStateReconciler(sp.GetRequiredService<VmLifecycle>()));
         services.TryAddSingleton(sp => new VmEffectRunner(
             sp.GetRequiredService<IVmStore>(), sp.GetRequiredService<VmEffectRegistry>(),
             sp.GetRequiredService<IOptions<DeCloudCoreOptions>>().Value.Effects, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using DeCloud.Core.Model;
+using DeCloud.Core.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -51,7 +52,7 @@ public sealed class VmLifecycle
 
         spec.Validate();
         CheckReason(reason);
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         var vm = new VmRecord(id, spec, VmState.Pending, null, 1, now, now);
         var creation = new VmTransition(id, 1, null, VmState.Pending, VmTransitionCause.Command, reason, null, null, now);
         var effects = _effects.EffectsFor(null, VmState.Pending);
@@ -117,7 +118,7 @@ public sealed class VmLifecycle
             }
 
             var newNode = ResolveNode(vm, to, node);
-            var now = _time.GetUtcNow();
+            var now = _time.GetUtcNowMs();
             var seq = vm.Version + 1;
             var updated = vm with { State = to, Node = newNode, Version = seq, UpdatedAt = now };
             var transition = new VmTransition(id, seq, vm.State, to, cause, reason, newNode, vm.Node, now);

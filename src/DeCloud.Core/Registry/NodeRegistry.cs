@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using DeCloud.Core.Model;
+using DeCloud.Core.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -102,7 +103,7 @@ public sealed class NodeRegistry : IAsyncDisposable
             }
 
             // Heartbeats that fell due while this process was not running are not held against nodes.
-            _countFrom = _time.GetUtcNow();
+            _countFrom = _time.GetUtcNowMs();
             _loaded = true;
             Log.Loaded(_logger, stored.Count);
         }
@@ -126,7 +127,7 @@ public sealed class NodeRegistry : IAsyncDisposable
         NodeChange change;
         try
         {
-            var now = _time.GetUtcNow();
+            var now = _time.GetUtcNowMs();
             if (_nodes.TryGetValue(normalized.NodeId, out var existing))
             {
                 NodeStatusUpdate status;
@@ -181,7 +182,7 @@ public sealed class NodeRegistry : IAsyncDisposable
             throw new DeCloudNotFoundException("nodeId", heartbeat.NodeId.Value, "registered node");
         }
 
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         bool cameOnline;
         long failed;
         Task durable;
@@ -228,7 +229,7 @@ public sealed class NodeRegistry : IAsyncDisposable
     public async Task<int> CheckHealthAsync(CancellationToken cancellationToken = default)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         var writes = new List<Task>();
         var wentOffline = new List<NodeEntry>();
         long failed = 0;
@@ -293,7 +294,7 @@ public sealed class NodeRegistry : IAsyncDisposable
 
             await _store.RemoveAsync(nodeId, cancellationToken).ConfigureAwait(false);
             _nodes.TryRemove(nodeId, out _);
-            last = ToRecord(entry, _time.GetUtcNow());
+            last = ToRecord(entry, _time.GetUtcNowMs());
         }
         finally
         {
@@ -309,14 +310,14 @@ public sealed class NodeRegistry : IAsyncDisposable
     public async Task<NodeRecord?> GetAsync(NodeId nodeId, CancellationToken cancellationToken = default)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        return _nodes.TryGetValue(nodeId, out var entry) ? ToRecord(entry, _time.GetUtcNow()) : null;
+        return _nodes.TryGetValue(nodeId, out var entry) ? ToRecord(entry, _time.GetUtcNowMs()) : null;
     }
 
     /// <summary>Every registered node.</summary>
     public async Task<IReadOnlyList<NodeRecord>> GetAllAsync(CancellationToken cancellationToken = default)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         return _nodes.Values.Select(e => ToRecord(e, now)).OrderBy(n => n.Id.Value, StringComparer.Ordinal).ToArray();
     }
 
@@ -326,7 +327,7 @@ public sealed class NodeRegistry : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(query);
         var normalized = query.Normalize();
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         var matches = new List<NodeRecord>();
         foreach (var entry in _nodes.Values)
         {
@@ -348,7 +349,7 @@ public sealed class NodeRegistry : IAsyncDisposable
     public async Task<IReadOnlyList<NodeRecord>> GetFeaturedAsync(CancellationToken cancellationToken = default)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var now = _time.GetUtcNow();
+        var now = _time.GetUtcNowMs();
         var candidates = new List<NodeRecord>();
         foreach (var entry in _nodes.Values)
         {

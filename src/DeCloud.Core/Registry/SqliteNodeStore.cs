@@ -55,7 +55,7 @@ public sealed class SqliteNodeStore : INodeStore
             used_storage_gib INTEGER NOT NULL,
             used_gpus INTEGER NOT NULL,
             vms TEXT NOT NULL
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE node_failed_days (
             node_id TEXT NOT NULL,
             day INTEGER NOT NULL,
@@ -149,26 +149,40 @@ public sealed class SqliteNodeStore : INodeStore
         ArgumentNullException.ThrowIfNull(registration);
         ArgumentNullException.ThrowIfNull(initialStatus);
         cancellationToken.ThrowIfCancellationRequested();
+        SaveRegistrations([(registration, registeredAt, updatedAt, initialStatus)]);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Saves many registrations in one transaction (bulk import, benchmarks).</summary>
+    internal void SaveRegistrations(IEnumerable<(NodeRegistration Registration, DateTimeOffset RegisteredAt, DateTimeOffset UpdatedAt, NodeStatusUpdate InitialStatus)> registrations)
+    {
         using var c = _db.Open();
         using var tx = c.BeginTransaction(deferred: false);
-        using (var cmd = c.Command(
-                   """
-                   INSERT INTO nodes (id, wallet, cpu_cores, cpu_model, benchmark_score, memory_mib, storage_gib, gpus, architecture, region, tags,
-                                      description, price_compute_point_hour, price_memory_gib_hour, price_storage_gib_hour, price_gpu_hour,
-                                      connectivity, public_endpoint, agent_version, registered_at, updated_at)
-                   VALUES ($id, $wallet, $cores, $model, $score, $mem, $sto, $gpus, $arch, $region, $tags, $desc, $pcp, $pmem, $psto, $pgpu,
-                           $conn, $endpoint, $agent, $registered, $updated)
-                   ON CONFLICT(id) DO UPDATE SET wallet = excluded.wallet, cpu_cores = excluded.cpu_cores, cpu_model = excluded.cpu_model,
-                       benchmark_score = excluded.benchmark_score, memory_mib = excluded.memory_mib, storage_gib = excluded.storage_gib,
-                       gpus = excluded.gpus, architecture = excluded.architecture, region = excluded.region, tags = excluded.tags,
-                       description = excluded.description, price_compute_point_hour = excluded.price_compute_point_hour,
-                       price_memory_gib_hour = excluded.price_memory_gib_hour, price_storage_gib_hour = excluded.price_storage_gib_hour,
-                       price_gpu_hour = excluded.price_gpu_hour, connectivity = excluded.connectivity,
-                       public_endpoint = excluded.public_endpoint, agent_version = excluded.agent_version, updated_at = excluded.updated_at;
-                   """, tx))
+        using var cmd = c.Command(
+            """
+            INSERT INTO nodes (id, wallet, cpu_cores, cpu_model, benchmark_score, memory_mib, storage_gib, gpus, architecture, region, tags,
+                               description, price_compute_point_hour, price_memory_gib_hour, price_storage_gib_hour, price_gpu_hour,
+                               connectivity, public_endpoint, agent_version, registered_at, updated_at)
+            VALUES ($id, $wallet, $cores, $model, $score, $mem, $sto, $gpus, $arch, $region, $tags, $desc, $pcp, $pmem, $psto, $pgpu,
+                    $conn, $endpoint, $agent, $registered, $updated)
+            ON CONFLICT(id) DO UPDATE SET wallet = excluded.wallet, cpu_cores = excluded.cpu_cores, cpu_model = excluded.cpu_model,
+                benchmark_score = excluded.benchmark_score, memory_mib = excluded.memory_mib, storage_gib = excluded.storage_gib,
+                gpus = excluded.gpus, architecture = excluded.architecture, region = excluded.region, tags = excluded.tags,
+                description = excluded.description, price_compute_point_hour = excluded.price_compute_point_hour,
+                price_memory_gib_hour = excluded.price_memory_gib_hour, price_storage_gib_hour = excluded.price_storage_gib_hour,
+                price_gpu_hour = excluded.price_gpu_hour, connectivity = excluded.connectivity,
+                public_endpoint = excluded.public_endpoint, agent_version = excluded.agent_version, updated_at = excluded.updated_at;
+            """, tx);
+        using var status = c.Command(
+            """
+            INSERT OR IGNORE INTO node_status (node_id, last_seen_at, status, missed_counted, used_compute_points, used_memory_mib, used_storage_gib, used_gpus, vms)
+            VALUES ($id, $seen, $status, $missed, $cp, $mem, $sto, $gpus, $vms);
+            """, tx);
+        foreach (var (registration, registeredAt, updatedAt, initialStatus) in registrations)
         {
             var h = registration.Hardware;
             var p = registration.Pricing;
+            cmd.Parameters.Clear();
             cmd.With("$id", registration.NodeId.Value).With("$wallet", registration.OperatorWallet.ToLowerHex())
                 .With("$cores", h.CpuCores).With("$model", h.CpuModel).With("$score", h.BenchmarkScore).With("$mem", h.MemoryMiB)
                 .With("$sto", h.StorageGiB).With("$gpus", string.Join(',', h.Gpus ?? [])).With("$arch", (int)registration.Architecture)
@@ -177,20 +191,12 @@ public sealed class SqliteNodeStore : INodeStore
                 .With("$pgpu", Str(p.GpuHour)).With("$conn", (int)registration.Connectivity).With("$endpoint", registration.PublicEndpoint)
                 .With("$agent", registration.AgentVersion).With("$registered", registeredAt.ToUnixMs()).With("$updated", updatedAt.ToUnixMs());
             cmd.ExecuteNonQuery();
-        }
-
-        using (var status = c.Command(
-                   """
-                   INSERT OR IGNORE INTO node_status (node_id, last_seen_at, status, missed_counted, used_compute_points, used_memory_mib, used_storage_gib, used_gpus, vms)
-                   VALUES ($id, $seen, $status, $missed, $cp, $mem, $sto, $gpus, $vms);
-                   """, tx))
-        {
+            status.Parameters.Clear();
             BindStatus(status, initialStatus);
             status.ExecuteNonQuery();
         }
 
         tx.Commit();
-        return Task.CompletedTask;
     }
 
     /// <inheritdoc />

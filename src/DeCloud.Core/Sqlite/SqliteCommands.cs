@@ -23,6 +23,9 @@ internal static class SqliteCommands
 
     public static DateTimeOffset FromUnixMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
+    /// <summary>Now, truncated to the millisecond precision the stores keep, so what is returned equals what a reload reads.</summary>
+    public static DateTimeOffset GetUtcNowMs(this TimeProvider time) => FromUnixMs(time.GetUtcNow().ToUnixTimeMilliseconds());
+
     public static string? GetNullableString(this SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 
     public static long? GetNullableInt64(this SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
