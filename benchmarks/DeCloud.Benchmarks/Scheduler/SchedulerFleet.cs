@@ -80,7 +80,7 @@ public sealed class SchedulerFleet
 
         if (shape == SchedulerShape.NinetyPercentFull)
         {
-            Fill(rng, 0.9);
+            Fill(0.9);
         }
     }
 
@@ -123,22 +123,26 @@ public sealed class SchedulerFleet
         };
     }
 
-    /// <summary>Commits uniform small VMs until the fleet's CPU is about <paramref name="fraction"/> used.</summary>
-    private void Fill(Random rng, double fraction)
+    /// <summary>Fills every online node to about <paramref name="fraction"/> of its CPU and memory with one VM per node.</summary>
+    private void Fill(double fraction)
     {
-        long cap = 0;
         foreach (var n in Nodes)
         {
-            cap += Inventory.GetUsage(n).Capacity.CpuTwelfths;
-        }
+            var u = Inventory.GetUsage(n);
+            var points = (int)(u.Capacity.CpuTwelfths / 12 * fraction);
+            if (!u.IsOnline || points < 1)
+            {
+                continue;
+            }
 
-        long used = 0;
-        var filler = new PlacementRequest { VmId = VmId.New(), Resources = new Resources(2, 2048, 20), QualityTier = QualityTier.Dedicated, Strategy = PlacementStrategy.Spread };
-        while (used < cap * fraction && Scheduler.Place(filler).Succeeded)
-        {
-            used += 24;
+            var filler = new PlacementRequest
+            {
+                VmId = VmId.New(),
+                Resources = new Resources(points, Math.Max(1, (long)(u.Capacity.MemoryMiB * fraction)), Math.Max(1, (long)(u.Capacity.StorageGiB * fraction))),
+                QualityTier = QualityTier.Dedicated,
+                TargetNode = n,
+            };
+            Scheduler.Place(filler);
         }
-
-        _ = rng;
     }
 }

@@ -41,25 +41,43 @@ public sealed partial class VmScheduler
         var fitting = 0;
         var targetMask = q.TargetSlot >= 0 ? 1UL << KTarget : 0;
 
-        for (var s = 0; s < inv.SlotCount; s++)
+        // Locals, so the loop reads each array once per node without reloading fields.
+        var liveFlags = inv.Live;
+        var attrs = inv.Attr;
+        var freeCpu = inv.FreeCpu;
+        var freeMem = inv.FreeMem;
+        var freeSto = inv.FreeSto;
+        var freeGpu = inv.FreeGpu;
+        var capCpu = inv.CapCpu;
+        var capMem = inv.CapMem;
+        var capSto = inv.CapSto;
+        var capGpu = inv.CapGpu;
+        var slow = q.TagCount > 0 || q.HasCap || _filters.Length > 0;
+        var slots = inv.SlotCount;
+        for (var s = 0; s < slots; s++)
         {
-            if (!inv.Live[s])
+            if (!liveFlags[s])
             {
                 continue;
             }
 
             live++;
-            var attr = AttributeFailures(q, s);
+            var attr = AttributeFailuresFast(q, attrs[s]);
+            if (slow)
+            {
+                attr |= SlowFailures(q, s);
+            }
+
             var free = attr;
             var cap = attr;
-            if (inv.FreeCpu[s] < q.Cpu) { free |= 1UL << KCpu; }
-            if (inv.FreeMem[s] < q.Mem) { free |= 1UL << KMemory; }
-            if (inv.FreeSto[s] < q.Sto) { free |= 1UL << KStorage; }
-            if (inv.FreeGpu[s] < q.Gpu) { free |= 1UL << KGpus; }
-            if (inv.CapCpu[s] < q.Cpu) { cap |= 1UL << KCpu; }
-            if (inv.CapMem[s] < q.Mem) { cap |= 1UL << KMemory; }
-            if (inv.CapSto[s] < q.Sto) { cap |= 1UL << KStorage; }
-            if (inv.CapGpu[s] < q.Gpu) { cap |= 1UL << KGpus; }
+            if (freeCpu[s] < q.Cpu) { free |= 1UL << KCpu; }
+            if (freeMem[s] < q.Mem) { free |= 1UL << KMemory; }
+            if (freeSto[s] < q.Sto) { free |= 1UL << KStorage; }
+            if (freeGpu[s] < q.Gpu) { free |= 1UL << KGpus; }
+            if (capCpu[s] < q.Cpu) { cap |= 1UL << KCpu; }
+            if (capMem[s] < q.Mem) { cap |= 1UL << KMemory; }
+            if (capSto[s] < q.Sto) { cap |= 1UL << KStorage; }
+            if (capGpu[s] < q.Gpu) { cap |= 1UL << KGpus; }
             if (q.TargetSlot >= 0 && s != q.TargetSlot) { free |= 1UL << KTarget; }
             if (q.ExcludeEpoch != 0 && inv.Mark[s] == q.ExcludeEpoch) { free |= 1UL << KExcluded; }
 
@@ -149,21 +167,34 @@ public sealed partial class VmScheduler
     private static void CollectionsMarshalIncrement(Dictionary<int, int> d, int key) => d[key] = d.GetValueOrDefault(key) + 1;
 
     /// <summary>Filters that depend only on the node's attributes and prices, not on its free resources.</summary>
-    private ulong AttributeFailures(PlacementQuery q, int s)
+    private ulong AttributeFailures(PlacementQuery q, int s) => AttributeFailuresFast(q, _inv.Attr[s]) | SlowFailures(q, s);
+
+    /// <summary>The packed-attribute filters: online, architecture, region, public IP, bandwidth, GPU model, uptime.</summary>
+    private static ulong AttributeFailuresFast(PlacementQuery q, ulong a)
     {
-        var inv = _inv;
-        var a = inv.Attr[s];
         var m = 0UL;
-        if (!NodeAttributes.IsOnline(a)) { m |= 1UL << KOnline; }
-        if ((q.AttrMask & NodeAttributes.ArchMask) != 0 && (a & NodeAttributes.ArchMask) != (q.AttrValue & NodeAttributes.ArchMask)) { m |= 1UL << KArch; }
-        if ((q.AttrMask & NodeAttributes.RegionMask) != 0 && (a & NodeAttributes.RegionMask) != (q.AttrValue & NodeAttributes.RegionMask)) { m |= 1UL << KRegion; }
-        if ((q.AttrMask & NodeAttributes.PublicIpBit) != 0 && !NodeAttributes.HasPublicIp(a)) { m |= 1UL << KPublicIp; }
+        var differs = (a ^ q.AttrValue) & q.AttrMask;
+        if (differs != 0)
+        {
+            if ((differs & NodeAttributes.OnlineBit) != 0) { m |= 1UL << KOnline; }
+            if ((differs & NodeAttributes.ArchMask) != 0) { m |= 1UL << KArch; }
+            if ((differs & NodeAttributes.RegionMask) != 0) { m |= 1UL << KRegion; }
+            if ((differs & NodeAttributes.PublicIpBit) != 0) { m |= 1UL << KPublicIp; }
+            if ((differs & NodeAttributes.GpuModelMask) != 0) { m |= 1UL << KGpuModel; }
+        }
+
         if ((int)NodeAttributes.MaxBandwidth(a) < q.MinBandwidth) { m |= 1UL << KBandwidth; }
-        if ((q.AttrMask & NodeAttributes.GpuModelMask) != 0 && (a & NodeAttributes.GpuModelMask) != (q.AttrValue & NodeAttributes.GpuModelMask)) { m |= 1UL << KGpuModel; }
         if (NodeAttributes.Uptime(a) < q.MinUptime) { m |= 1UL << KUptime; }
+        return m;
+    }
+
+    /// <summary>Tags, price and third-party filters.</summary>
+    private ulong SlowFailures(PlacementQuery q, int s)
+    {
+        var m = 0UL;
         for (var i = 0; i < q.TagCount; i++)
         {
-            if (!inv.HasTagId(s, q.TagIds[i]))
+            if (!_inv.HasTagId(s, q.TagIds[i]))
             {
                 m |= 1UL << KTags;
                 break;
@@ -173,7 +204,7 @@ public sealed partial class VmScheduler
         if (q.HasCap && ResourcePrice(s) > q.ResourceCap) { m |= 1UL << KPrice; }
         for (var i = 0; i < _filters.Length; i++)
         {
-            if (!_filters[i].Accepts(new NodeView(inv, s), q.Request))
+            if (!_filters[i].Accepts(new NodeView(_inv, s), q.Request))
             {
                 m |= 1UL << (KCustom + i);
             }

@@ -187,11 +187,16 @@ public sealed partial class VmScheduler
                 throw Validate.Fail("members", $"{members.Count} members on distinct nodes, but the fleet has only {_inv.Count} nodes.");
             }
 
-            foreach (var m in members)
+            // Compile every member before reserving anything, so a bad label or target leaves nothing held.
+            for (var i = 0; i < members.Count; i++)
             {
-                if (m.TargetNode is { } t)
+                try
                 {
-                    _inv.SlotOf(t);
+                    Compile(members[i], caps[i], ignoreTarget: false, excludeEpoch: 0);
+                }
+                catch (DeCloudValidationException ex)
+                {
+                    throw Validate.Fail($"members[{i}].{ex.Field}", ex.Message[(ex.Field.Length + 2)..]);
                 }
             }
 
