@@ -332,9 +332,29 @@ internal sealed class TunnelConnection : IAsyncDisposable
             while (true)
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
-                foreach (var segment in result.Buffer)
+                var buffer = result.Buffer;
+                if (buffer.IsSingleSegment)
                 {
-                    await _transport.WriteAsync(segment, _closed.Token).ConfigureAwait(false);
+                    await _transport.WriteAsync(buffer.First, _closed.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Frames straddle segments: gather into one write (one syscall, full TLS records) instead of several small ones.
+                    var rented = ArrayPool<byte>.Shared.Rent((int)Math.Min(buffer.Length, 1024 * 1024));
+                    try
+                    {
+                        while (!buffer.IsEmpty)
+                        {
+                            var chunk = buffer.Slice(0, Math.Min(buffer.Length, rented.Length));
+                            chunk.CopyTo(rented);
+                            await _transport.WriteAsync(rented.AsMemory(0, (int)chunk.Length), _closed.Token).ConfigureAwait(false);
+                            buffer = buffer.Slice(chunk.End);
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(rented);
+                    }
                 }
 
                 reader.AdvanceTo(result.Buffer.End);
