@@ -3,7 +3,7 @@
 //   server --control 0.0.0.0:7835 --ports 40000-40100 --secret <text> [--db relay.db] [--public-host relay.example]
 //          [--cert relay.pfx] [--bind 0.0.0.0]
 //   client --server relay.example:7835 --node <id> --secret <text> [--tls-pin <sha256-hex>] [--proxy]
-//          [--limit <bytes/s>] tcp:HOST:PORT [udp:HOST:PORT ...]
+//          [--limit <bytes/s>] [--probe <port>] tcp:HOST:PORT [udp:HOST:PORT ...]
 //
 // The client prints one line per mapping, "PUBLIC <proto> <public host:port> -> <target host:port>",
 // then serves until Ctrl+C or SIGTERM. The server prints "LISTENING <control endpoint>".
@@ -88,6 +88,12 @@ try
             BandwidthLimitBytesPerSecond = options.TryGetValue("limit", out var limit) ? long.Parse(limit, System.Globalization.CultureInfo.InvariantCulture) : 0,
         }, stop.Token);
         Console.WriteLine(mapping.ToString());
+    }
+
+    if (options.TryGetValue("probe", out var probePort))
+    {
+        // Ask the relay to connect back to this node's public address: Reachable means direct mode would work.
+        Console.WriteLine($"REACHABILITY {await client.ProbeReachabilityAsync(int.Parse(probePort, System.Globalization.CultureInfo.InvariantCulture), stop.Token)}");
     }
 
     await WaitForStopAsync(stop.Token);

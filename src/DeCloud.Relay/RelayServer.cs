@@ -132,6 +132,7 @@ public sealed class RelayServer : IAsyncDisposable
             {
                 using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(2), _timeProvider);
                 await session.Tunnel.SendAsync(FrameType.GoAway, 0, goAway, bound.Token).ConfigureAwait(false);
+                await session.Tunnel.CompleteOutputAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RelayException or OperationCanceledException)
             {
@@ -395,6 +396,7 @@ public sealed class RelayServer : IAsyncDisposable
                 RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "auth_failed"));
                 Log.TunnelRefused(_logger, remote, $"node '{auth.NodeId}': {decision.Reason}");
                 await tunnel.SendAsync(FrameType.AuthResult, 0, new AuthResultMessage(false, decision.Reason, 0, string.Empty).Encode(), linked.Token).ConfigureAwait(false);
+                await tunnel.CompleteOutputAsync().ConfigureAwait(false);
                 return;
             }
 

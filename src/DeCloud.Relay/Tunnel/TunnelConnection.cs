@@ -29,8 +29,11 @@ internal sealed class TunnelConnection : IAsyncDisposable
 {
     private readonly Stream _transport;
     private readonly PipeReader _reader;
+    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024,
+        minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
     private readonly PipeWriter _writer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Task _outputLoop;
     private readonly ConcurrentDictionary<uint, TunnelStream> _streams = new();
     private readonly CancellationTokenSource _closed = new();
     private readonly ILogger _logger;
@@ -54,7 +57,10 @@ internal sealed class TunnelConnection : IAsyncDisposable
         _opensOddStreams = isServer;
         _nextStreamId = isServer ? -1 : 0;
         _reader = PipeReader.Create(transport, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 8 * 1024, leaveOpen: true));
-        _writer = PipeWriter.Create(transport, new StreamPipeWriterOptions(minimumBufferSize: FrameHeader.MaxPayload + FrameHeader.Size, leaveOpen: true));
+        // Writers only copy frames into an in-memory pipe under the lock; one loop writes them to the transport,
+        // so frames of many streams leave in few large writes and no writer holds the lock across a syscall.
+        _writer = _output.Writer;
+        _outputLoop = Task.Run(WriteLoopAsync);
         _lastReceiveTimestamp = timeProvider.GetTimestamp();
     }
 
@@ -228,6 +234,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
             // The peer may already be gone; the reason is logged above.
         }
 
+        await CompleteOutputAsync().ConfigureAwait(false);
         if (drain && _socket is not null)
         {
             await DrainAsync().ConfigureAwait(false);
@@ -259,6 +266,8 @@ internal sealed class TunnelConnection : IAsyncDisposable
         }
 
         _reader.CancelPendingRead();
+        _writer.CancelPendingFlush();
+        _output.Reader.CancelPendingRead();
         _transport.Dispose();
     }
 
@@ -271,6 +280,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
             // The transport is already closed: completing only returns pooled buffers; unflushed bytes are dropped.
             await _reader.CompleteAsync().ConfigureAwait(false);
             await _writer.CompleteAsync().ConfigureAwait(false);
+            await _outputLoop.ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is ObjectDisposedException or IOException or InvalidOperationException)
         {
@@ -290,6 +300,77 @@ internal sealed class TunnelConnection : IAsyncDisposable
         FrameDecodeStatus.Oversized => $"frame of {header.Length} bytes exceeds the limit of {FrameHeader.MaxPayload}",
         _ => status.ToString(),
     };
+
+    /// <summary>Stops accepting frames and waits (bounded) until the queued ones reached the transport.</summary>
+    public async Task CompleteOutputAsync()
+    {
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(2), TimeProvider);
+            await _writeLock.WaitAsync(bound.Token).ConfigureAwait(false);
+            try
+            {
+                await _writer.CompleteAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+
+            await _outputLoop.WaitAsync(bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (buffer.IsSingleSegment)
+                {
+                    await _transport.WriteAsync(buffer.First, _closed.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Frames straddle segments: gather into one write (one syscall, full TLS records) instead of several small ones.
+                    var rented = ArrayPool<byte>.Shared.Rent((int)Math.Min(buffer.Length, 1024 * 1024));
+                    try
+                    {
+                        while (!buffer.IsEmpty)
+                        {
+                            var chunk = buffer.Slice(0, Math.Min(buffer.Length, rented.Length));
+                            chunk.CopyTo(rented);
+                            await _transport.WriteAsync(rented.AsMemory(0, (int)chunk.Length), _closed.Token).ConfigureAwait(false);
+                            buffer = buffer.Slice(chunk.End);
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(rented);
+                    }
+                }
+
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException or NotSupportedException)
+        {
+            Abort("write failed: " + ex.Message);
+        }
+
+        await reader.CompleteAsync().ConfigureAwait(false);
+    }
 
     private async Task DrainAsync()
     {

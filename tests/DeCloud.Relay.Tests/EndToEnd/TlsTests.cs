@@ -30,6 +30,29 @@ public sealed class TlsTests
     }
 
     [Fact]
+    public async Task Tls_ManyConcurrentStreams_AllEchoCorrectly()
+    {
+        using var certificate = CreateCertificate();
+        await using var harness = await RelayHarness.StartAsync(o => o.Certificate = certificate);
+        await using var echo = new TcpEcho();
+        var client = await harness.StartClientAsync(configure: o =>
+        {
+            o.UseTls = true;
+            o.PinnedCertificateSha256 = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        });
+        var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
+        var tasks = Enumerable.Range(0, 16).Select(async i =>
+        {
+            using var socket = await Net.ConnectAsync(mapping.PublicPort);
+            var payload = new byte[300_000 + i];
+            new Random(i).NextBytes(payload);
+            Assert.Equal(payload, await Net.RoundTripAsync(socket, payload));
+        });
+        await Task.WhenAll(tasks).Within(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, client.ConnectCount);
+    }
+
+    [Fact]
     public async Task Tls_WrongPin_NeverConnects()
     {
         using var certificate = CreateCertificate();

@@ -1,0 +1,388 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using DeCloud.Relay;
+
+namespace DeCloud.Benchmarks.Relay;
+
+/// <summary>
+/// <c>quick relay</c>: on loopback, single-stream throughput, 16-stream aggregate, connections per second and 64-byte
+/// round-trip latency for a direct connection, socat in the two-hop shape, <c>ssh -R</c>, and our relay (plain and
+/// TLS); then the relay's memory per idle tunnel and per idle stream with 10,000 open streams.
+/// </summary>
+public sealed class RelayQuickArea : IQuickArea
+{
+    private static readonly byte[] Secret = "bench-secret-0123456789abcdef"u8.ToArray();
+    private static readonly TimeSpan ThroughputWindow = TimeSpan.FromSeconds(1);
+
+    /// <inheritdoc />
+    public string Name => "relay";
+
+    /// <inheritdoc />
+    public async Task RunAsync(QuickReport report, CancellationToken cancellationToken)
+    {
+        await using var target = new BenchTarget();
+        await using var peers = new PeerProcesses();
+        var results = new Dictionary<string, Metrics>(StringComparer.Ordinal);
+
+        results["direct"] = await MeasureAsync(target.Port, cancellationToken);
+        report.Note($"direct: {results["direct"]}");
+        if (PeerProcesses.Has("socat"))
+        {
+            results["socat"] = await MeasureAsync(await peers.StartSocatTwoHopAsync(target.Port), cancellationToken);
+            report.Note($"socat two-hop: {results["socat"]}");
+        }
+        else
+        {
+            report.Note("socat missing: run eng/install-deps");
+        }
+
+        if (PeerProcesses.Has("sshd") && PeerProcesses.Has("ssh"))
+        {
+            results["ssh"] = await MeasureAsync(await peers.StartSshReverseAsync(target.Port), cancellationToken);
+            report.Note($"ssh -R: {results["ssh"]}");
+        }
+        else
+        {
+            report.Note("sshd/ssh missing: run eng/install-deps");
+        }
+
+        using var certificate = CreateCertificate();
+        foreach (var tls in new[] { false, true })
+        {
+            await using var server = new RelayServer(new RelayServerOptions
+            {
+                ControlEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+                PublicAddress = IPAddress.Loopback,
+                PortRangeStart = tls ? 47100 : 47000,
+                PortRangeEnd = tls ? 47199 : 47099,
+                Certificate = tls ? certificate : null,
+            }, new HmacChallengeAuthenticator(Secret));
+            await server.StartAsync(cancellationToken);
+            await using var client = new RelayClient(new RelayClientOptions
+            {
+                ServerHost = "127.0.0.1",
+                ServerPort = server.ControlEndPoint!.Port,
+                NodeId = "bench",
+                UseTls = tls,
+                PinnedCertificateSha256 = tls ? certificate.GetCertHashString(HashAlgorithmName.SHA256) : null,
+            }, new HmacChallengeCredentials(Secret));
+            await client.StartAsync(cancellationToken);
+            var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", target.Port), cancellationToken);
+            var name = tls ? "relay_tls" : "relay_plain";
+            results[name] = await MeasureAsync(mapping.PublicPort, cancellationToken);
+            report.Note($"{name}: {results[name]}");
+        }
+
+        foreach (var (name, m) in results)
+        {
+            var pairs = new List<(string, object)>
+            {
+                ("config", name),
+                ("single_stream_bytes_per_s", m.SingleStream),
+                ("streams16_bytes_per_s", m.Aggregate16),
+                ("connections_per_s", m.ConnectionsPerSecond),
+                ("rtt64_p50_us", m.RttP50),
+                ("rtt64_p99_us", m.RttP99),
+            };
+            if (name.StartsWith("relay", StringComparison.Ordinal))
+            {
+                foreach (var peer in new[] { "direct", "socat", "ssh" })
+                {
+                    if (results.TryGetValue(peer, out var p))
+                    {
+                        pairs.Add(($"ratio_vs_{peer}_single", m.SingleStream / p.SingleStream));
+                        pairs.Add(($"ratio_vs_{peer}_streams16", m.Aggregate16 / p.Aggregate16));
+                        pairs.Add(($"ratio_vs_{peer}_connections", m.ConnectionsPerSecond / p.ConnectionsPerSecond));
+                        pairs.Add(($"ratio_vs_{peer}_rtt", m.RttP50 / p.RttP50));
+                    }
+                }
+            }
+
+            report.Result([.. pairs]);
+        }
+
+        await MeasureMemoryAsync(report, cancellationToken);
+    }
+
+    private sealed record Metrics(double SingleStream, double Aggregate16, double ConnectionsPerSecond, double RttP50, double RttP99)
+    {
+        public override string ToString() =>
+            string.Create(CultureInfo.InvariantCulture, $"single {SingleStream / 1e6:F0} MB/s, 16 streams {Aggregate16 / 1e6:F0} MB/s, {ConnectionsPerSecond:F0} conn/s, rtt p50 {RttP50:F0} us");
+    }
+
+    private static async Task<Metrics> MeasureAsync(int port, CancellationToken cancellationToken)
+    {
+        var single = await ThroughputAsync(port, 1, cancellationToken);
+        var aggregate = await ThroughputAsync(port, 16, cancellationToken);
+        var connections = await ConnectionRateAsync(port, cancellationToken);
+        var (p50, p99) = await LatencyAsync(port, cancellationToken);
+        return new Metrics(single, aggregate, connections, p50, p99);
+    }
+
+    private static async Task<Socket> ConnectAsync(int port, byte mode, CancellationToken cancellationToken)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
+        await s.SendAsync(new[] { mode }, cancellationToken);
+        return s;
+    }
+
+    private static async Task<double> ThroughputAsync(int port, int streams, CancellationToken cancellationToken)
+    {
+        long total = 0;
+        var warm = TimeSpan.FromMilliseconds(200);
+        var tasks = Enumerable.Range(0, streams).Select(async _ =>
+        {
+            using var s = await ConnectAsync(port, (byte)'S', cancellationToken);
+            var buffer = new byte[256 * 1024];
+            var sw = Stopwatch.StartNew();
+            long counted = 0;
+            try
+            {
+                while (sw.Elapsed < warm + ThroughputWindow)
+                {
+                    var n = await s.ReceiveAsync(buffer, cancellationToken);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    if (sw.Elapsed >= warm)
+                    {
+                        counted += n;
+                    }
+                }
+            }
+            catch (SocketException ex)
+            {
+                Console.Error.WriteLine($"# stream to port {port} failed after {counted} bytes: {ex.SocketErrorCode}");
+            }
+
+            Interlocked.Add(ref total, counted);
+            s.Close(0);
+        });
+        await Task.WhenAll(tasks);
+        return total / ThroughputWindow.TotalSeconds;
+    }
+
+    private static async Task<double> ConnectionRateAsync(int port, CancellationToken cancellationToken)
+    {
+        var budget = TimeSpan.FromSeconds(1);
+        long count = 0;
+        var sw = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, 8).Select(async _ =>
+        {
+            var buffer = new byte[1];
+            while (sw.Elapsed < budget)
+            {
+                using var s = await ConnectAsync(port, (byte)'E', cancellationToken);
+                await s.SendAsync(buffer, cancellationToken);
+                if (await s.ReceiveAsync(buffer, cancellationToken) == 1)
+                {
+                    Interlocked.Increment(ref count);
+                }
+
+                s.Close(0);
+            }
+        });
+        await Task.WhenAll(workers);
+        return count / sw.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<(double P50, double P99)> LatencyAsync(int port, CancellationToken cancellationToken)
+    {
+        using var s = await ConnectAsync(port, (byte)'E', cancellationToken);
+        var payload = new byte[64];
+        var reply = new byte[64];
+        var samples = new List<double>();
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(0.7))
+        {
+            var start = Stopwatch.GetTimestamp();
+            await s.SendAsync(payload, cancellationToken);
+            var read = 0;
+            while (read < 64)
+            {
+                read += await s.ReceiveAsync(reply.AsMemory(read), cancellationToken);
+            }
+
+            samples.Add(Measure.TicksToMicroseconds(Stopwatch.GetTimestamp() - start));
+        }
+
+        var sorted = samples.Skip(samples.Count / 10).Order().ToArray();
+        return (Measure.Percentile(sorted, 50), Measure.Percentile(sorted, 99));
+    }
+
+    private static X509Certificate2 CreateCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=dcr-bench", key, HashAlgorithmName.SHA256);
+        using var ephemeral = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pfx), null);
+    }
+
+    /// <summary>
+    /// The relay runs as its own process (the RelayEmbedding sample) so its resident memory can be read from /proc:
+    /// first 200 idle tunnels from in-process clients, then 10,000 idle streams through one tunnel whose node is a
+    /// second sample process and whose target holds every connection open.
+    /// </summary>
+    private static async Task MeasureMemoryAsync(QuickReport report, CancellationToken cancellationToken)
+    {
+        var sample = FindSample();
+        if (sample is null)
+        {
+            report.Note("RelayEmbedding sample not built; skipping memory (dotnet build samples/RelayEmbedding -c Release)");
+            return;
+        }
+
+        await using var peers = new PeerProcesses();
+        var control = PeerProcesses.FreePort();
+        var relay = peers.Start("dotnet", sample, "server", "--control", $"127.0.0.1:{control}", "--ports", "48000-48010", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
+        await PeerProcesses.WaitListeningAsync(control);
+
+        const int tunnels = 200;
+        var clients = new List<RelayClient>();
+        try
+        {
+            await ConnectClientsAsync(clients, control, 1, cancellationToken);
+            await Task.Delay(500, cancellationToken);
+            var before = Rss(relay.Id);
+            await ConnectClientsAsync(clients, control, tunnels, cancellationToken);
+            await Task.Delay(1000, cancellationToken);
+            var perTunnel = (Rss(relay.Id) - before) / (double)tunnels;
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
+
+            clients.Clear();
+
+            // The holding target is its own process too: 10,000 streams need 40,000 sockets in all, beyond one process's fd limit.
+            const int streams = 10_000;
+            var holdPort = PeerProcesses.FreePort();
+            peers.Start("python3", "-c", HoldScript, holdPort.ToString(CultureInfo.InvariantCulture));
+            await PeerProcesses.WaitListeningAsync(holdPort);
+            var node = peers.Start("dotnet", sample, "client", "--server", $"127.0.0.1:{control}", "--node", "mem", "--secret", "bench-secret-0123456789abcdef", $"tcp:127.0.0.1:{holdPort}");
+            await PeerProcesses.WaitListeningAsync(48000);
+            await Task.Delay(500, cancellationToken);
+            var sockets = new List<Socket>(streams);
+            try
+            {
+                // Warm the path, then measure.
+                for (var i = 0; i < 100; i++)
+                {
+                    sockets.Add(await HeldConnectionAsync(cancellationToken));
+                }
+
+                await Task.Delay(500, cancellationToken);
+                var beforeStreams = Rss(relay.Id);
+                var opened = sockets.Count;
+                var sw = Stopwatch.StartNew();
+                while (sockets.Count < streams && sw.Elapsed < TimeSpan.FromSeconds(20))
+                {
+                    var batch = await Task.WhenAll(Enumerable.Range(0, Math.Min(100, streams - sockets.Count)).Select(_ => HeldConnectionAsync(cancellationToken)));
+                    sockets.AddRange(batch);
+                }
+
+                await Task.Delay(1500, cancellationToken);
+                var perStream = (Rss(relay.Id) - beforeStreams) / (double)(sockets.Count - opened);
+                report.Result(("config", "relay_memory"), ("idle_tunnels", tunnels), ("per_idle_tunnel_bytes", perTunnel),
+                    ("open_streams", sockets.Count), ("per_idle_stream_bytes", perStream), ("relay_rss_bytes", Rss(relay.Id)));
+            }
+            finally
+            {
+                foreach (var s in sockets)
+                {
+                    s.Dispose();
+                }
+
+                _ = node;
+            }
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+
+    private const string HoldScript = """
+        import selectors, socket, sys
+        sel = selectors.DefaultSelector()
+        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(4096); srv.setblocking(False)
+        sel.register(srv, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                if key.fileobj is srv:
+                    c, _ = srv.accept(); c.setblocking(False); sel.register(c, selectors.EVENT_READ)
+                else:
+                    try:
+                        data = key.fileobj.recv(4096)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(key.fileobj); key.fileobj.close()
+        """;
+
+    private static async Task<Socket> HeldConnectionAsync(CancellationToken cancellationToken)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, 48000), cancellationToken);
+        await s.SendAsync(new[] { (byte)'H' }, cancellationToken);
+        return s;
+    }
+
+    private static async Task ConnectClientsAsync(List<RelayClient> clients, int control, int count, CancellationToken cancellationToken)
+    {
+        var added = new List<RelayClient>();
+        for (var i = 0; i < count; i++)
+        {
+            var c = new RelayClient(new RelayClientOptions { ServerHost = "127.0.0.1", ServerPort = control, NodeId = $"idle-{clients.Count + i}" }, new HmacChallengeCredentials(Secret));
+            await c.StartAsync(cancellationToken);
+            added.Add(c);
+        }
+
+        await Task.WhenAll(added.Select(c => c.WaitUntilConnectedAsync(cancellationToken)));
+        clients.AddRange(added);
+    }
+
+    private static long Rss(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+
+        return 0;
+    }
+
+    private static string? FindSample()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "DeCloud.slnx")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        foreach (var configuration in new[] { "Release", "Debug" })
+        {
+            var path = Path.Combine(dir ?? ".", "samples", "RelayEmbedding", "bin", configuration, "net10.0", "RelayEmbedding.dll");
+            if (File.Exists(path))
+            {
+                return path;
+            }
+        }
+
+        return null;
+    }
+}
