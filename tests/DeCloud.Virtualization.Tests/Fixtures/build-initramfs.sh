@@ -7,7 +7,7 @@ set -euo pipefail
 out="$1"; kver="$2"
 root="$(mktemp -d /tmp/dcv-initramfs.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,sbin,lib,lib64,usr/sbin,proc,sys,dev,run,tmp,www,etc,var/lib/cloud/instance,lib/modules}
+mkdir -p "$root"/{bin,sbin,lib,lib64,usr/sbin,proc,sys,dev,run,tmp,www,etc,mnt/seed,var/lib/cloud/instance,lib/modules}
 ln -s ../run "$root/var/run"
 cp /bin/busybox "$root/bin/busybox"
 # qemu-ga and curl (busybox-static's wget crashes in getaddrinfo without NSS), with their shared libraries.
@@ -17,7 +17,7 @@ cp /usr/bin/curl "$root/usr/bin/curl"
 for lib in $( (ldd /usr/sbin/qemu-ga; ldd /usr/bin/curl) | grep -o '/[^ ]*' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
 done
-# Copy the modules the agent channel needs, and record a load order with dependencies first (from modules.dep).
+# Copy the modules the agent channel and the NoCloud seed disk need, and record a load order with dependencies first (from modules.dep).
 dep=/lib/modules/$kver/modules.dep
 order=()
 add() {
@@ -35,6 +35,8 @@ add() {
 }
 add virtio_pci
 add virtio_console
+add virtio_blk
+add isofs
 printf '%s\n' "${order[@]}" > "$root/lib/modules/order"
 cat > "$root/sbin/shutdown" <<'SH'
 #!/bin/sh

@@ -27,6 +27,7 @@ public sealed class RealGuestTests(QemuHostFixture host, ITestOutputHelper outpu
         InitrdPath = host.Initrd,
         KernelCommandLine = "console=ttyS0 panic=-1 loglevel=4",
         SerialLogPath = Path.Combine(host.WorkDirectory, name + ".serial.log"),
+        CloudInitSeedPath = Path.Combine(host.WorkDirectory, name + ".seed.iso"),
         NetworkInterfaces = [new NetworkInterfaceDefinition { Attachment = NetworkAttachment.Ethernet, TargetDevice = tap, Inbound = BandwidthTiers.Basic, Outbound = BandwidthTiers.Basic }],
     };
 
@@ -38,6 +39,7 @@ public sealed class RealGuestTests(QemuHostFixture host, ITestOutputHelper outpu
         var name = $"dcv-vm-{suffix}";
         var tap = $"dcvtap{suffix}";
         var definition = CreateDefinition(name, tap);
+        await NoCloudSeed.WriteAsync(definition.CloudInitSeedPath!, "#cloud-config\n", $"instance-id: {name}\nlocal-hostname: {name}\n", "version: 2\n");
 
         await using var conn = await LibvirtConnection.OpenAsync(QemuHostFixture.Uri).Within(TimeSpan.FromMinutes(1));
         await using var enforcer = await NicBandwidthEnforcer.CreateAsync(conn).Within(TimeSpan.FromMinutes(1));
@@ -110,7 +112,12 @@ public sealed class RealGuestTests(QemuHostFixture host, ITestOutputHelper outpu
                 new ServiceCheck { Name = "cloud-init", Timeout = TimeSpan.FromMinutes(2), Interval = TimeSpan.FromSeconds(1) },
                 new ServiceCheck { Name = "tcp", Protocol = "tcp", Port = 8080, Timeout = TimeSpan.FromMinutes(2), Interval = TimeSpan.FromSeconds(1) },
                 new ServiceCheck { Name = "web", Protocol = "http", Port = 8080, HttpPath = "/index.html", Timeout = TimeSpan.FromMinutes(2), Interval = TimeSpan.FromSeconds(1) },
-                new ServiceCheck { Name = "cmd", CommandPath = "/bin/sh", CommandArguments = ["-c", "test -f /var/lib/cloud/instance/boot-finished"], Timeout = TimeSpan.FromMinutes(2) },
+                // The command check also proves the NoCloud seed: the guest mounts it (vda, iso9660) and reads meta-data.
+                new ServiceCheck
+                {
+                    Name = "cmd", CommandPath = "/bin/sh", Timeout = TimeSpan.FromMinutes(2),
+                    CommandArguments = ["-c", $"mount -t iso9660 -o ro /dev/vda /mnt/seed 2>/dev/null; grep -q 'instance-id: {name}' /mnt/seed/meta-data && test -f /mnt/seed/user-data && test -f /mnt/seed/network-config"],
+                },
                 new ServiceCheck { Name = "never", CommandPath = "/bin/false", Timeout = TimeSpan.FromSeconds(5), Interval = TimeSpan.FromSeconds(1) },
                 new ServiceCheck { Name = "broken", CommandPath = "/dcv/nonexistent", Timeout = TimeSpan.FromMinutes(1) },
                 new ServiceCheck { Name = "closed-port", Protocol = "tcp", Port = 9, Timeout = TimeSpan.FromSeconds(4), Interval = TimeSpan.FromSeconds(1) },
