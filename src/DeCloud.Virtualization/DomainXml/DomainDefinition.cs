@@ -69,13 +69,13 @@ public sealed record NetworkInterfaceDefinition
 /// <param name="Bus">Bus number.</param>
 /// <param name="Slot">Slot (device) number, 0..31.</param>
 /// <param name="Function">Function number, 0..7.</param>
-public readonly record struct PciAddress(int Domain, int Bus, int Slot, int Function)
+public readonly partial record struct PciAddress(int Domain, int Bus, int Slot, int Function)
 {
     /// <summary>Parses <c>0000:01:00.0</c> or <c>01:00.0</c>.</summary>
     public static PciAddress Parse(string text)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(text);
-        var m = Regex.Match(text, "^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\\.([0-7])$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        var m = Pattern().Match(text);
         if (!m.Success)
         {
             throw new FormatException($"PCI address '{text}' is invalid; expected DDDD:BB:SS.F such as 0000:01:00.0.");
@@ -84,6 +84,9 @@ public readonly record struct PciAddress(int Domain, int Bus, int Slot, int Func
         var domain = m.Groups[1].Success ? Convert.ToInt32(m.Groups[1].Value, 16) : 0;
         return new PciAddress(domain, Convert.ToInt32(m.Groups[2].Value, 16), Convert.ToInt32(m.Groups[3].Value, 16), int.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    [GeneratedRegex("^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\\.([0-7])$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 1000)]
+    private static partial Regex Pattern();
 }
 
 /// <summary>UEFI firmware files for aarch64 guests (Debian's <c>qemu-efi-aarch64</c> paths by default).</summary>
@@ -96,11 +99,16 @@ public sealed record UefiFirmware(string LoaderPath = "/usr/share/AAVMF/AAVMF_CO
 /// guest agent channel, a virtio RNG, ACPI, an optional cloud-init NoCloud seed disk and optional GPUs.
 /// Render it with <see cref="DomainXmlWriter"/>; <see cref="Validate"/> names the first bad field.
 /// </summary>
-public sealed record DomainDefinition
+public sealed partial record DomainDefinition
 {
-    private static readonly Regex NamePattern = new("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-    private static readonly Regex MacPattern = new("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-    private static readonly Regex DevicePattern = new("^[A-Za-z0-9_.-]{1,15}$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 1000)]
+    private static partial Regex NamePattern();
+
+    [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 1000)]
+    private static partial Regex MacPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 1000)]
+    private static partial Regex DevicePattern();
 
     /// <summary>The domain name: letters, digits, <c>_ . -</c>, at most 64 characters.</summary>
     public required string Name { get; init; }
@@ -126,7 +134,7 @@ public sealed record DomainDefinition
     /// <summary>Disks in order (<c>vda</c>, <c>vdb</c>, ...).</summary>
     public IReadOnlyList<DiskDefinition> Disks { get; init; } = [];
 
-    /// <summary>A cloud-init NoCloud seed image (a filesystem labelled <c>cidata</c> holding user-data, meta-data and network-config), attached read-only after the disks.</summary>
+    /// <summary>A cloud-init NoCloud seed image (see <see cref="NoCloudSeed"/>), attached read-only after the disks.</summary>
     public string? CloudInitSeedPath { get; init; }
 
     /// <summary>NICs.</summary>
@@ -153,7 +161,7 @@ public sealed record DomainDefinition
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
     public DomainDefinition Validate()
     {
-        if (string.IsNullOrEmpty(Name) || !NamePattern.IsMatch(Name))
+        if (string.IsNullOrEmpty(Name) || !NamePattern().IsMatch(Name))
         {
             throw new ArgumentException($"DomainDefinition.Name '{Name}' is invalid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit.", nameof(Name));
         }
@@ -199,17 +207,17 @@ public sealed record DomainDefinition
 
         foreach (var nic in NetworkInterfaces)
         {
-            if (nic.MacAddress is not null && !MacPattern.IsMatch(nic.MacAddress))
+            if (nic.MacAddress is not null && !MacPattern().IsMatch(nic.MacAddress))
             {
                 throw new ArgumentException($"DomainDefinition.NetworkInterfaces: MAC address '{nic.MacAddress}' is invalid; use six hex pairs such as 52:54:00:12:34:56.", nameof(NetworkInterfaces));
             }
 
-            if (nic.TargetDevice is not null && !DevicePattern.IsMatch(nic.TargetDevice))
+            if (nic.TargetDevice is not null && !DevicePattern().IsMatch(nic.TargetDevice))
             {
                 throw new ArgumentException($"DomainDefinition.NetworkInterfaces: tap name '{nic.TargetDevice}' is invalid; use at most 15 letters, digits, '_', '.' or '-'.", nameof(NetworkInterfaces));
             }
 
-            if (nic.Attachment != NetworkAttachment.Ethernet && !NamePattern.IsMatch(nic.Source))
+            if (nic.Attachment != NetworkAttachment.Ethernet && !NamePattern().IsMatch(nic.Source))
             {
                 throw new ArgumentException($"DomainDefinition.NetworkInterfaces: source '{nic.Source}' is not a valid network or bridge name.", nameof(NetworkInterfaces));
             }

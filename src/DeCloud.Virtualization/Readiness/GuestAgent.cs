@@ -6,7 +6,7 @@ using DeCloud.Virtualization.Libvirt;
 namespace DeCloud.Virtualization.Readiness;
 
 /// <summary>The result of a command run in the guest.</summary>
-/// <param name="ExitCode">The exit code (or -1 when killed by a signal).</param>
+/// <param name="ExitCode">The exit code; 128 + the signal number when a signal killed it.</param>
 /// <param name="StandardOutput">Captured standard output (UTF-8, truncated by the agent at 16 MiB).</param>
 /// <param name="StandardError">Captured standard error.</param>
 public sealed record GuestCommandResult(int ExitCode, string StandardOutput, string StandardError);
@@ -147,7 +147,9 @@ public sealed class GuestAgent : IGuestAgent
             var status = await CommandAsync("guest-exec-status", w => w.WriteNumber("pid", pid), cancellationToken).ConfigureAwait(false);
             if (status.GetProperty("exited").GetBoolean())
             {
-                var exit = status.TryGetProperty("exitcode", out var code) ? code.GetInt32() : -1;
+                // Killed by a signal: report it the way shells do (128 + signal).
+                var exit = status.TryGetProperty("exitcode", out var code) ? code.GetInt32()
+                    : status.TryGetProperty("signal", out var signal) ? 128 + signal.GetInt32() : -1;
                 return new GuestCommandResult(exit, Decode(status, "out-data"), Decode(status, "err-data"));
             }
 
