@@ -38,6 +38,28 @@ public sealed partial class VolumeReceiver
     public string StagingPath { get; }
 
     /// <summary>
+    /// Removes what a receiver that was killed outright (power loss, SIGKILL) left behind: writable
+    /// move subvolumes, which only an unfinished <c>btrfs receive</c> leaves (a completed receive is
+    /// read-only). Staged chunks are kept for a resume. Call at host start, before serving. Returns the
+    /// names removed.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RemoveHalfReceivedAsync(CancellationToken cancellationToken = default)
+    {
+        var removed = new List<string>();
+        foreach (var s in await _volumes.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!s.IsReadOnly && s.ReceivedUuid is null && s.Name.Contains("@move-", StringComparison.Ordinal))
+            {
+                Log.RemovingHalfReceived(_logger, s.Name);
+                await _volumes.DeleteAsync(s.Name, cancellationToken).ConfigureAwait(false);
+                removed.Add(s.Name);
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>
     /// Serves one connection until the sender closes it. Throws <see cref="TransferException"/> when the
     /// peer breaks the protocol or disconnects in the middle of a stream; the destination is left
     /// clean either way (verified chunks stay staged for a resume). The caller owns <paramref name="connection"/>.
