@@ -68,6 +68,13 @@ public sealed partial class BtrfsVolumes
     public async Task<SubvolumeInfo> SnapshotAsync(string sourceName, string snapshotName, bool readOnly = true, CancellationToken cancellationToken = default)
     {
         var source = await GetAsync(sourceName, cancellationToken).ConfigureAwait(false);
+        return await SnapshotPathAsync(source.Path, sourceName, snapshotName, readOnly, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Snapshots the subvolume at <paramref name="sourcePath"/> (possibly under another root of the same filesystem) into this root.</summary>
+    internal async Task<SubvolumeInfo> SnapshotPathAsync(string sourcePath, string sourceName, string snapshotName, bool readOnly, CancellationToken cancellationToken)
+    {
+        var source = new { Path = sourcePath };
         var path = GetPath(snapshotName);
         ThrowIfTaken(snapshotName, path);
         List<string> args = ["subvolume", "snapshot"];

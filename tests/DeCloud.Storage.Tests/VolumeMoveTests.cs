@@ -244,3 +244,21 @@ public sealed class VolumeMoveTests(BtrfsHosts hosts)
         public void Report(MoveProgress value) => report(value);
     }
 }
+
+public sealed class ReceiverRestartTests(BtrfsHosts hosts)
+{
+    [Fact]
+    public async Task RemoveHalfReceivedAsync_AfterCrash_RemovesOnlyUnfinishedReceives()
+    {
+        var (_, dst) = await hosts.NewPairAsync();
+        await dst.CreateAsync("vol@move-abc-1");      // what a killed btrfs receive leaves: writable, no received UUID
+        await dst.CreateAsync("vol");                 // a live volume
+        await dst.SnapshotAsync("vol", "vol@move-abc-0"); // read-only: not a half receive
+        var sut = new VolumeReceiver(dst);
+
+        var removed = await sut.RemoveHalfReceivedAsync().Within(TimeBox.RealPart);
+
+        Assert.Equal(["vol@move-abc-1"], removed);
+        Assert.Equal(["vol", "vol@move-abc-0"], (await dst.ListAsync()).Select(v => v.Name));
+    }
+}

@@ -21,6 +21,7 @@ public sealed partial class VolumeReceiver
     private readonly VolumeReceiverOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    private bool _stagingReady;
 
     /// <summary>Creates a receiver that lands volumes under <paramref name="destination"/>'s root.</summary>
     public VolumeReceiver(BtrfsVolumes destination, VolumeReceiverOptions? options = null, ILoggerFactory? loggerFactory = null)
@@ -35,6 +36,28 @@ public sealed partial class VolumeReceiver
 
     /// <summary>The directory holding staged chunks.</summary>
     public string StagingPath { get; }
+
+    /// <summary>
+    /// Removes what a receiver that was killed outright (power loss, SIGKILL) left behind: writable
+    /// move subvolumes, which only an unfinished <c>btrfs receive</c> leaves (a completed receive is
+    /// read-only). Staged chunks are kept for a resume. Call at host start, before serving. Returns the
+    /// names removed.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RemoveHalfReceivedAsync(CancellationToken cancellationToken = default)
+    {
+        var removed = new List<string>();
+        foreach (var s in await _volumes.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!s.IsReadOnly && s.ReceivedUuid is null && s.Name.Contains("@move-", StringComparison.Ordinal))
+            {
+                Log.RemovingHalfReceived(_logger, s.Name);
+                await _volumes.DeleteAsync(s.Name, cancellationToken).ConfigureAwait(false);
+                removed.Add(s.Name);
+            }
+        }
+
+        return removed;
+    }
 
     /// <summary>
     /// Serves one connection until the sender closes it. Throws <see cref="TransferException"/> when the
@@ -137,8 +160,33 @@ public sealed partial class VolumeReceiver
 
         session.MoveId = moveId;
         session.Target = target;
-        Directory.CreateDirectory(StagingPath);
+        await EnsureStagingDirectoryAsync(ct).ConfigureAwait(false);
         await SendHelloReplyAsync(channel, WireStatus.Ok, "ready", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Creates the staging directory with nodatacow (<c>chattr +C</c>): staged chunks carry their own
+    /// XxHash128, so Btrfs data checksums and copy-on-write would only double the CPU cost of staging.
+    /// </summary>
+    private async Task EnsureStagingDirectoryAsync(CancellationToken ct)
+    {
+        if (_stagingReady)
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(StagingPath);
+        try
+        {
+            await _volumes.Runner.RunChattrAsync(["+C", StagingPath], ct).ConfigureAwait(false);
+        }
+        catch (BtrfsCommandException ex)
+        {
+            // Not fatal (staging on a filesystem without the attribute works, only slower).
+            Log.NoCowUnavailable(_logger, StagingPath, ex.Message);
+        }
+
+        _stagingReady = true;
     }
 
     private async Task<bool> IsFromMoveAsync(SubvolumeInfo target, string moveId, CancellationToken ct)
@@ -199,6 +247,11 @@ public sealed partial class VolumeReceiver
 
             var stagingPath = Path.Combine(StagingPath, begin.SnapshotName + ".stage");
             using var staging = StagingFile.Open(stagingPath, begin.SnapshotUuid, begin.ParentUuid ?? Guid.Empty, begin.ChunkSize);
+            if (!_options.StageChunks)
+            {
+                staging.TruncateTo(0);
+            }
+
             await SendReadyAsync(channel, WireStatus.Ok, staging.Count, WireFormat.PrefixDigest(staging.Hashes, staging.Count), "ready", ct).ConfigureAwait(false);
 
             using (var resume = await channel.ReceiveAsync(FrameType.ResumeFrom, ct).ConfigureAwait(false))
@@ -246,7 +299,7 @@ public sealed partial class VolumeReceiver
         {
             var work = Channel.CreateBounded<Work>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
             using var writerCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var writer = WriteToReceiveAsync(work.Reader, staging, receive, writerCts.Token);
+            var writer = WriteToReceiveAsync(work.Reader, staging, _options.StageChunks, receive, writerCts.Token);
             long total = 0;
             var next = 0;
             var failure = (Status: WireStatus.Ok, Message: string.Empty);
@@ -397,10 +450,9 @@ public sealed partial class VolumeReceiver
     }
 
     /// <summary>Writes work items to the staging file (network chunks only) and to btrfs receive's stdin. Returns the stdin error, if any.</summary>
-    private static async Task<string?> WriteToReceiveAsync(ChannelReader<Work> reader, StagingFile staging, BtrfsChildProcess receive, CancellationToken ct)
+    private static async Task<string?> WriteToReceiveAsync(ChannelReader<Work> reader, StagingFile staging, bool staged, BtrfsChildProcess receive, CancellationToken ct)
     {
         string? error = null;
-        var staged = true;
         await foreach (var w in reader.ReadAllAsync(ct).ConfigureAwait(false))
         {
             try
@@ -644,6 +696,9 @@ public sealed partial class VolumeReceiver
 
         [LoggerMessage(EventId = 47, Level = LogLevel.Error, Message = "Could not remove half-received subvolume {Name}: {Message}")]
         public static partial void CleanupFailed(ILogger logger, string name, string message);
+
+        [LoggerMessage(EventId = 48, Level = LogLevel.Information, Message = "Staging directory {Path} stays copy-on-write: {Message}")]
+        public static partial void NoCowUnavailable(ILogger logger, string path, string message);
     }
 }
 
