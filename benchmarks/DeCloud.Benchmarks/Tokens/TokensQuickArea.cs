@@ -39,6 +39,8 @@ public sealed class TokensQuickArea : IQuickArea
         var allocated = (GC.GetAllocatedBytesForCurrentThread() - before) / 10_000.0;
         var cacheHits = Rates.Measure(() => setup.CacheHit(), TimeSpan.FromSeconds(3), batch: 1024);
         var siwe = Rates.Measure(() => setup.Siwe(), TimeSpan.FromSeconds(5), batch: 8);
+        var siweParse = Rates.Measure(() => setup.SiweParse(), TimeSpan.FromSeconds(2), batch: 64);
+        var siweRecover = Rates.Measure(() => setup.SiweRecover(), TimeSpan.FromSeconds(3), batch: 8);
 
         report.Result(
             ("config", "single_thread"),
@@ -53,7 +55,9 @@ public sealed class TokensQuickArea : IQuickArea
             ("cache_hits_per_s", cacheHits.Wall),
             ("cache_hits_per_cpu_s", cacheHits.Cpu),
             ("siwe_verifications_per_s", siwe.Wall),
-            ("siwe_verifications_per_cpu_s", siwe.Cpu));
+            ("siwe_verifications_per_cpu_s", siwe.Cpu),
+            ("siwe_parse_per_cpu_s", siweParse.Cpu),
+            ("siwe_recover_per_cpu_s", siweRecover.Cpu));
         return Task.CompletedTask;
     }
 }
