@@ -84,7 +84,7 @@ internal sealed class TokenBenchmarkSetup : IDisposable
     /// <summary>SIWE parsing alone (grammar, EIP-55 checksum, times).</summary>
     public bool SiweParse() => SiweMessage.TryParse(SiweText, out _, out _);
 
-    /// <summary>The secp256k1 recovery alone, as Nethereum does it (signature, hash, recover, address).</summary>
+    /// <summary>For comparison: recovery with Nethereum's EthECKey (BouncyCastle generic curve arithmetic), which SIWE does not use.</summary>
     public bool SiweRecover()
     {
         var hash = SiweVerifier.PersonalSignHash(SiweText);

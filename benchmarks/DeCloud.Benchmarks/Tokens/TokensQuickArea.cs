@@ -57,7 +57,7 @@ public sealed class TokensQuickArea : IQuickArea
             ("siwe_verifications_per_s", siwe.Wall),
             ("siwe_verifications_per_cpu_s", siwe.Cpu),
             ("siwe_parse_per_cpu_s", siweParse.Cpu),
-            ("siwe_recover_per_cpu_s", siweRecover.Cpu));
+            ("nethereum_recover_per_cpu_s", siweRecover.Cpu));
         return Task.CompletedTask;
     }
 }
