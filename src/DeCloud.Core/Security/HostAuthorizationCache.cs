@@ -96,7 +96,7 @@ public sealed class HostAuthorizationCacheOptions
 /// to <see cref="HostAuthorizationCacheOptions.MaxOfflineAge"/>, then the cache fails closed.
 /// Every decision is written to the audit log with its reason.
 /// </summary>
-public sealed partial class HostAuthorizationCache
+public sealed partial class HostAuthorizationCache : IDisposable
 {
     private readonly ConcurrentDictionary<AuthorizationKey, Entry> _entries = new();
     private readonly IAuthorizationSource _source;
@@ -104,6 +104,7 @@ public sealed partial class HostAuthorizationCache
     private readonly IAuthorizationAuditLog? _audit;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly TokenRevocationList? _revocations;
 
     /// <summary>Creates the cache.</summary>
     /// <param name="source">The orchestrator client.</param>
@@ -122,9 +123,19 @@ public sealed partial class HostAuthorizationCache
         _audit = audit;
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _revocations = revocations;
         if (revocations is not null)
         {
             revocations.SubjectRevoked += Invalidate;
+        }
+    }
+
+    /// <summary>Stops listening to the revocation list (the cache stays usable).</summary>
+    public void Dispose()
+    {
+        if (_revocations is not null)
+        {
+            _revocations.SubjectRevoked -= Invalidate;
         }
     }
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using DeCloud.Core.Model;
 using Nethereum.Signer;
-using Nethereum.Util;
 
 namespace DeCloud.Core.Security.Siwe;
 
@@ -153,8 +152,9 @@ public sealed class SiweVerificationResult
 
 /// <summary>
 /// Verifies Sign-In with Ethereum messages statelessly: strict EIP-4361 parsing, the server's domain,
-/// URI, chain and time window, and the EIP-191 <c>personal_sign</c> signature, recovered with
-/// Nethereum's signer. Only 65-byte signatures with v = 27 or 28 and a low s are accepted.
+/// URI, chain and time window, and the EIP-191 <c>personal_sign</c> signature: the message hash from
+/// Nethereum's <c>EthereumMessageSigner</c>, public-key recovery with the secp256k1 implementation
+/// Nethereum.Signer ships (the tests check it agrees with Nethereum's <c>EthECKey</c> recovery). Only 65-byte signatures with v = 27 or 28 and a low s are accepted.
 /// Nonce consumption is <see cref="SiweSignIn"/>'s job.
 /// </summary>
 public sealed class SiweVerifier
@@ -162,6 +162,8 @@ public sealed class SiweVerifier
     // secp256k1 group order n and n/2, big-endian.
     private static readonly byte[] CurveOrder = Convert.FromHexString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141");
     private static readonly byte[] HalfCurveOrder = Convert.FromHexString("7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0");
+
+    private static readonly EthereumMessageSigner MessageSigner = new();
 
     private readonly SiweOptions _options;
     private readonly TimeProvider _time;
@@ -236,15 +238,7 @@ public sealed class SiweVerifier
     }
 
     /// <summary>The EIP-191 <c>personal_sign</c> hash: keccak256("\x19Ethereum Signed Message:\n" + len + message).</summary>
-    internal static byte[] PersonalSignHash(string message)
-    {
-        var bytes = Encoding.UTF8.GetBytes(message);
-        var prefix = Encoding.ASCII.GetBytes("\u0019Ethereum Signed Message:\n" + bytes.Length.ToString(CultureInfo.InvariantCulture));
-        var data = new byte[prefix.Length + bytes.Length];
-        prefix.CopyTo(data, 0);
-        bytes.CopyTo(data, prefix.Length);
-        return Sha3Keccack.Current.CalculateHash(data);
-    }
+    internal static byte[] PersonalSignHash(string message) => MessageSigner.HashPrefixedMessage(Encoding.UTF8.GetBytes(message));
 
     private static bool TryParseMessage(string? message, out SiweMessage parsed, out SiweVerificationResult failure)
     {
@@ -324,21 +318,19 @@ public sealed class SiweVerifier
             return new SiweVerificationResult(SiweStatus.HighS, "s is in the upper half of the curve order; only low-S signatures are accepted.", parsed);
         }
 
-        string recovered;
-        try
+        Span<byte> recovered = stackalloc byte[20];
+        if (!Secp256k1Recovery.TryRecoverAddress(PersonalSignHash(message), sig.AsSpan(0, 64), v - 27, recovered))
         {
-            var signature = EthECDSASignatureFactory.FromComponents(r.ToArray(), s.ToArray(), v);
-            recovered = EthECKey.RecoverFromSignature(signature, PersonalSignHash(message)).GetPublicAddress();
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or ArithmeticException)
-        {
-            // Some (r, v) pairs name no curve point; that is a signature of nobody, not a server error.
+            // Some (r, v) pairs name no curve point: that is a signature of nobody, not a server error.
             return new SiweVerificationResult(SiweStatus.AddressMismatch, "the signature recovers to no public key.", parsed);
         }
 
-        if (!string.Equals(recovered, parsed.Address.ToLowerHex(), StringComparison.OrdinalIgnoreCase))
+        Span<byte> expected = stackalloc byte[20];
+        Convert.FromHexString(parsed.Address.ToLowerHex().AsSpan(2), expected, out _, out _);
+        if (!recovered.SequenceEqual(expected))
         {
-            return new SiweVerificationResult(SiweStatus.AddressMismatch, $"the signature was made by {recovered}, not by {parsed.Address}.", parsed);
+            return new SiweVerificationResult(SiweStatus.AddressMismatch,
+                $"the signature was made by 0x{Convert.ToHexStringLower(recovered)}, not by {parsed.Address}.", parsed);
         }
 
         return new SiweVerificationResult(SiweStatus.Valid, "valid", parsed);
