@@ -28,7 +28,7 @@ public static class BillingServiceCollectionExtensions
     /// is set) deposits and payouts as singletons. Registrations use <c>TryAdd</c>: calling it twice
     /// registers each service once, and a <see cref="SqliteDatabase"/>, <see cref="TimeProvider"/> or
     /// <see cref="INodeUptimeSource"/> the host registered is used. Options are validated when first used
-    /// and at host start.
+    /// and at host start. A second call only adds its <paramref name="configure"/> delegate.
     /// </summary>
     public static BillingBuilder AddDeCloudBilling(this IServiceCollection services, Action<BillingOptions>? configure = null)
     {
@@ -37,6 +37,11 @@ public static class BillingServiceCollectionExtensions
         if (configure is not null)
         {
             options.Configure(configure);
+        }
+
+        if (services.Any(d => d.ServiceType == typeof(BillingLedger)))
+        {
+            return new BillingBuilder(services); // already added: only the extra configuration above is new
         }
 
         options.ValidateOnStart();

@@ -190,6 +190,7 @@ public sealed class BillingLedger
             using var tx = c.BeginTransaction(deferred: false);
             using var writer = new LedgerWriter(c, tx, _time.GetUtcNow().ToUnixTimeMilliseconds());
             result = work(writer);
+            writer.FlushBalances();
             tx.Commit();
             overdrawn = writer.Overdrawn;
         }
@@ -211,6 +212,9 @@ internal sealed class LedgerWriter : IDisposable
     private readonly SqliteCommand _findTx;
     private readonly SqliteCommand _insertEntry;
     private readonly SqliteCommand _upsertBalance;
+    private readonly SqliteCommand _readBalance;
+    private readonly Dictionary<string, long> _balances = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly SqliteCommand _markOverdrawn;
     private readonly SqliteCommand _clearOverdrawn;
     private readonly long _nowMs;
@@ -226,8 +230,9 @@ internal sealed class LedgerWriter : IDisposable
         _findTx = Prepare("SELECT content_hash FROM ledger_transactions WHERE idempotency_key = $k;", "$k");
         _insertEntry = Prepare("INSERT INTO ledger_entries (transaction_id, account, amount) VALUES ($id, $a, $v);", "$id", "$a", "$v");
         _upsertBalance = Prepare(
-            "INSERT INTO ledger_balances (account, balance) VALUES ($a, $v) ON CONFLICT (account) DO UPDATE SET balance = balance + excluded.balance RETURNING balance;",
+            "INSERT INTO ledger_balances (account, balance) VALUES ($a, $v) ON CONFLICT (account) DO UPDATE SET balance = excluded.balance;",
             "$a", "$v");
+        _readBalance = Prepare("SELECT balance FROM ledger_balances WHERE account = $a;", "$a");
         _markOverdrawn = Prepare(
             "INSERT INTO ledger_overdrawn (account, balance, since_ms) VALUES ($a, $v, $t) ON CONFLICT (account) DO UPDATE SET balance = excluded.balance;",
             "$a", "$v", "$t");
@@ -265,9 +270,9 @@ internal sealed class LedgerWriter : IDisposable
             _insertEntry.Parameters[1].Value = account;
             _insertEntry.Parameters[2].Value = e.AmountMicroUsdc;
             _insertEntry.ExecuteNonQuery();
-            _upsertBalance.Parameters[0].Value = account;
-            _upsertBalance.Parameters[1].Value = e.AmountMicroUsdc;
-            var balance = (long)_upsertBalance.ExecuteScalar()!;
+            var balance = checked(Balance(account) + e.AmountMicroUsdc);
+            _balances[account] = balance;
+            _dirty.Add(account);
             if (e.Account.Kind == LedgerAccountKind.UserBalance)
             {
                 TrackOverdraft(e, account, balance);
@@ -277,7 +282,20 @@ internal sealed class LedgerWriter : IDisposable
         return PostingOutcome.Posted;
     }
 
-    public long Balance(LedgerAccount account) => BillingLedger.GetBalance(Connection, Transaction, account);
+    public long Balance(LedgerAccount account) => Balance(account.ToString());
+
+    /// <summary>Writes the balances changed in this transaction (once per account, not once per entry).</summary>
+    public void FlushBalances()
+    {
+        foreach (var account in _dirty)
+        {
+            _upsertBalance.Parameters[0].Value = account;
+            _upsertBalance.Parameters[1].Value = _balances[account];
+            _upsertBalance.ExecuteNonQuery();
+        }
+
+        _dirty.Clear();
+    }
 
     public SqliteCommand Prepare(string sql, params string[] parameters)
     {
@@ -298,8 +316,21 @@ internal sealed class LedgerWriter : IDisposable
         _findTx.Dispose();
         _insertEntry.Dispose();
         _upsertBalance.Dispose();
+        _readBalance.Dispose();
         _markOverdrawn.Dispose();
         _clearOverdrawn.Dispose();
+    }
+
+    private long Balance(string account)
+    {
+        if (!_balances.TryGetValue(account, out var balance))
+        {
+            _readBalance.Parameters[0].Value = account;
+            balance = _readBalance.ExecuteScalar() is long b ? b : 0;
+            _balances[account] = balance;
+        }
+
+        return balance;
     }
 
     private void TrackOverdraft(LedgerEntry e, string account, long balance)

@@ -38,7 +38,9 @@ public sealed class LedgerPosting
 
     /// <summary>Moves <paramref name="amountMicroUsdc"/> (positive) from <paramref name="from"/> to <paramref name="to"/>.</summary>
     public static LedgerPosting Transfer(string idempotencyKey, LedgerAccount from, LedgerAccount to, long amountMicroUsdc, string memo = "") =>
-        Create(idempotencyKey, [new LedgerEntry(from, -amountMicroUsdc), new LedgerEntry(to, amountMicroUsdc)], memo);
+        amountMicroUsdc <= 0
+            ? throw Check.Fail("amount", $"{amountMicroUsdc} micro-USDC must be positive; swap the accounts to move money the other way.")
+            : Create(idempotencyKey, [new LedgerEntry(from, -amountMicroUsdc), new LedgerEntry(to, amountMicroUsdc)], memo);
 
     /// <summary>
     /// Creates a posting from legs; throws <see cref="BillingValidationException"/> when the key is
