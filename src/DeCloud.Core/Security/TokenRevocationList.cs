@@ -123,6 +123,25 @@ public sealed class TokenRevocationList
     public void Apply(TokenRevocationUpdate update)
     {
         ArgumentNullException.ThrowIfNull(update);
+        if (update.Tokens is null || update.Subjects is null)
+        {
+            throw Validate.Fail("revocationUpdate", "is missing tokens or subjects.");
+        }
+
+        // Check everything first: a bad update changes nothing.
+        foreach (var s in update.Subjects)
+        {
+            if (s is null || string.IsNullOrEmpty(s.Subject) || s.Subject.Length > 128)
+            {
+                throw Validate.Fail("revocationUpdate.subjects", "contains an empty or over-long subject.");
+            }
+        }
+
+        if (update.Tokens.Any(t => t is null))
+        {
+            throw Validate.Fail("revocationUpdate.tokens", "contains a null entry.");
+        }
+
         var revokedSubjects = new List<string>();
         lock (_writeGate)
         {
@@ -133,11 +152,6 @@ public sealed class TokenRevocationList
 
             foreach (var s in update.Subjects)
             {
-                if (string.IsNullOrEmpty(s.Subject))
-                {
-                    throw Validate.Fail("revocationUpdate.subjects", "contains an empty subject.");
-                }
-
                 var key = s.Subject.ToLowerInvariant();
                 _subjects.AddOrUpdate(key, s with { Subject = key }, (_, old) => old.IssuedUpTo >= s.IssuedUpTo ? old : s with { Subject = key });
                 revokedSubjects.Add(key);

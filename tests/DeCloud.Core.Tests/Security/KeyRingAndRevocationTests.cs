@@ -164,6 +164,18 @@ public sealed class KeyRingAndRevocationTests : IDisposable
     }
 
     [Fact]
+    public void Apply_UpdateWithABadEntry_ChangesNothing()
+    {
+        var id = Guid.NewGuid();
+        var update = new TokenRevocationUpdate(5, [new RevokedToken(id, _world.Clock.GetUtcNow().AddMinutes(5), 4)], [new RevokedSubject("", _world.Clock.GetUtcNow(), 5)]);
+
+        Assert.Throws<DeCloudValidationException>(() => _world.HostRevocations.Apply(update));
+
+        Assert.False(_world.HostRevocations.IsTokenRevoked(id));
+        Assert.Equal(0, _world.HostRevocations.Sequence);
+    }
+
+    [Fact]
     public void RevocationUpdate_MalformedJson_ThrowsValidation()
     {
         Assert.Throws<DeCloudValidationException>(() => TokenRevocationUpdate.FromJson("{\"seq\":1}"));
