@@ -262,3 +262,29 @@ public sealed class ReceiverRestartTests(BtrfsHosts hosts)
         Assert.Equal(["vol", "vol@move-abc-0"], (await dst.ListAsync()).Select(v => v.Name));
     }
 }
+
+public sealed class DestinationFullTests(BtrfsHosts hosts)
+{
+    [Fact]
+    public async Task MoveAsync_DestinationWithoutSpace_FailsClearlySourceIntactNoPartial()
+    {
+        var (src, _) = await hosts.NewPairAsync();
+        await using var small = await LoopBtrfs.CreateAsync(256L << 20);
+        var dst = new BtrfsVolumes(new BtrfsVolumesOptions { RootPath = small.NewRoot("dst") });
+        var vol = await src.CreateAsync("big");
+        TreeData.WriteRandomFile(Path.Combine(vol.Path, "disk.raw"), 320 << 20, 9);
+        await using var harness = new MoveHarness(dst);
+        var sut = new VolumeMove(src, new VolumeMoveOptions { MaxAttempts = 1, CatchUpRounds = 0 });
+
+        var ex = await Assert.ThrowsAsync<MoveFailedException>(() => sut.MoveAsync("big", harness.ConnectAsync).Within(TimeBox.RealPart));
+        await harness.DrainAsync();
+
+        Assert.Equal(MoveStep.FullSend, ex.Step);
+        var cause = Assert.IsType<TransferException>(ex.InnerException);
+        Assert.Equal(TransferFailure.DestinationFull, cause.Reason);
+        Assert.Contains("No space left", cause.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Empty(await dst.ListAsync());
+        Assert.Equal(["big"], (await src.ListAsync()).Select(v => v.Name));
+        Assert.Equal(320L << 20, new FileInfo(Path.Combine(vol.Path, "disk.raw")).Length);
+    }
+}
