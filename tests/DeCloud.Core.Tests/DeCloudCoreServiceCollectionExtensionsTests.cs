@@ -9,7 +9,7 @@ namespace DeCloud.Core.Tests;
 
 public sealed class DeCloudCoreServiceCollectionExtensionsTests : IDisposable
 {
-    private readonly TempDatabase _db = new();
+    private readonly ControlPlaneDatabase _db = new();
 
     public void Dispose() => _db.Dispose();
 
@@ -55,7 +55,7 @@ public sealed class DeCloudCoreServiceCollectionExtensionsTests : IDisposable
 
         var registry = provider.GetRequiredService<NodeRegistry>();
         Assert.Equal(TimeSpan.FromMinutes(5), registry.Options.OfflineAfter);
-        await registry.RegisterAsync(TestData.Registration(1)).Within();
+        await registry.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         Assert.Equal(1, ((CountingObserver)provider.GetServices<INodeRegistryObserver>().Single()).Count);
 
         foreach (var hosted in provider.GetServices<IHostedService>())
@@ -64,7 +64,7 @@ public sealed class DeCloudCoreServiceCollectionExtensionsTests : IDisposable
         }
 
         var id = VmId.New();
-        await provider.GetRequiredService<VmLifecycle>().CreateAsync(id, TestData.Spec()).Within();
+        await provider.GetRequiredService<VmLifecycle>().CreateAsync(id, ControlPlaneData.Spec()).Within();
         Assert.Equal($"{id}/1/mark", await ran.Task.Within());
 
         foreach (var hosted in provider.GetServices<IHostedService>())

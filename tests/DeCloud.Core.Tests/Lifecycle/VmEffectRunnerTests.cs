@@ -7,8 +7,8 @@ namespace DeCloud.Core.Tests.Lifecycle;
 
 public sealed class VmEffectRunnerTests : IDisposable
 {
-    private readonly TempDatabase _db = new();
-    private readonly FakeTimeProvider _time = new(TestData.Start);
+    private readonly ControlPlaneDatabase _db = new();
+    private readonly FakeTimeProvider _time = new(ControlPlaneData.Start);
 
     public void Dispose() => _db.Dispose();
 
@@ -23,8 +23,8 @@ public sealed class VmEffectRunnerTests : IDisposable
     private static async Task<VmId> CreateRunningVmAsync(VmLifecycle lifecycle)
     {
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
-        await lifecycle.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: TestData.Node(1)).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
+        await lifecycle.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: ControlPlaneData.Node(1)).Within();
         await lifecycle.TransitionAsync(id, VmState.Provisioning, VmTransitionCause.CommandAcknowledged).Within();
         await lifecycle.TransitionAsync(id, VmState.Running, VmTransitionCause.Heartbeat).Within();
         return id;
@@ -56,11 +56,11 @@ public sealed class VmEffectRunnerTests : IDisposable
         var effects = new VmEffectRegistry().Register(ledger).OnCreate("ledger");
         var (lifecycle, runner, store) = CreateSut(effects);
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         Assert.Equal(1, await runner.RunDueAsync().Within()); // attempt 1 fails, retry in 1 s
         var afterFirst = Assert.Single(await store.GetEffectsAsync(id).Within());
-        Assert.Equal(TestData.Start.AddSeconds(1), afterFirst.NextAttemptAt);
+        Assert.Equal(ControlPlaneData.Start.AddSeconds(1), afterFirst.NextAttemptAt);
         Assert.Contains("failed on purpose", afterFirst.LastError, StringComparison.Ordinal);
         _time.Advance(TimeSpan.FromMilliseconds(999));
         Assert.Equal(0, await runner.RunDueAsync().Within());
@@ -86,7 +86,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         var effects = new VmEffectRegistry().Register(bad).Register(good).OnCreate("bad").OnCreate("good");
         var (lifecycle, runner, store) = CreateSut(effects);
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         Assert.Equal(2, await runner.RunDueAsync().Within());
 
@@ -103,7 +103,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         var effects = new VmEffectRegistry().Register(ledger).OnCreate("ledger");
         var (lifecycle, runner, store) = CreateSut(effects, new VmEffectRunnerOptions { InitialBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(1), MaxAttempts = 3 });
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
         for (var i = 0; i < 3; i++)
         {
             Assert.Equal(1, await runner.RunDueAsync().Within());
@@ -127,7 +127,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         var effects = new VmEffectRegistry().OnCreate("missing-handler");
         var (lifecycle, runner, store) = CreateSut(effects);
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         await runner.RunDueAsync().Within();
 
@@ -149,7 +149,7 @@ public sealed class VmEffectRunnerTests : IDisposable
             .OnCreate("hang");
         var (lifecycle, runner, store) = CreateSut(effects, new VmEffectRunnerOptions { EffectTimeout = TimeSpan.FromSeconds(10) });
         var id = VmId.New();
-        await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+        await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         var round = runner.RunDueAsync();
         await started.Task.Within();
@@ -169,7 +169,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         {
             var effects = new VmEffectRegistry().Register(ledger).OnCreate("ledger");
             var (lifecycle, _, _) = CreateSut(effects);
-            await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+            await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
             // The process dies here: the transition and its effect are stored, nothing ran.
         }
 
@@ -190,7 +190,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         {
             var effects = new VmEffectRegistry().Register(ledger).OnCreate("ledger");
             var (lifecycle, runner, store) = CreateSut(effects);
-            await lifecycle.CreateAsync(id, TestData.Spec()).Within();
+            await lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
             store.CrashBeforeComplete = _ => true;
             await Assert.ThrowsAsync<SimulatedCrashException>(() => runner.RunDueAsync());
         }
@@ -227,7 +227,7 @@ public sealed class VmEffectRunnerTests : IDisposable
         var context = await ran.Task.Within();
         Assert.Equal(VmState.Running, context.Transition.From);
         Assert.Equal(VmState.Stopping, context.Transition.To);
-        Assert.Equal(TestData.Node(1), context.Transition.Node);
+        Assert.Equal(ControlPlaneData.Node(1), context.Transition.Node);
         await runner.StopAsync().Within();
     }
 

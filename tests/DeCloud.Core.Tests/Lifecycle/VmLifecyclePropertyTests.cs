@@ -25,8 +25,8 @@ public sealed class VmLifecyclePropertyTests
 
     private static async Task RunScenarioAsync((int Kind, int Vm, int Target, bool Crash)[] operations)
     {
-        using var db = new TempDatabase();
-        var time = new FakeTimeProvider(TestData.Start);
+        using var db = new ControlPlaneDatabase();
+        var time = new FakeTimeProvider(ControlPlaneData.Start);
         var enter = new LedgerEffect(db.Open(), "enter");
         var exitRunning = new LedgerEffect(db.Open(), "exit-running");
         var crashes = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -57,7 +57,7 @@ public sealed class VmLifecyclePropertyTests
         var versions = new long[Vms];
         for (var i = 0; i < Vms; i++)
         {
-            await process.Lifecycle.CreateAsync(ids[i], TestData.Spec());
+            await process.Lifecycle.CreateAsync(ids[i], ControlPlaneData.Spec());
             model[i] = VmState.Pending;
             versions[i] = 1;
         }
@@ -68,7 +68,7 @@ public sealed class VmLifecyclePropertyTests
             if (kind <= 6)
             {
                 var to = (VmState)target;
-                NodeId? node = to is VmState.Scheduled or VmState.Migrating ? TestData.Node(target + vm) : null;
+                NodeId? node = to is VmState.Scheduled or VmState.Migrating ? ControlPlaneData.Node(target + vm) : null;
                 if (to == model[vm])
                 {
                     var same = await process.Lifecycle.TransitionAsync(ids[vm], to, VmTransitionCause.Command, node: node is null ? null : (await process.Lifecycle.GetAsync(ids[vm]))!.Node);

@@ -7,8 +7,8 @@ namespace DeCloud.Core.Tests.Lifecycle;
 
 public sealed class VmLifecycleTests : IDisposable
 {
-    private readonly TempDatabase _db = new();
-    private readonly FakeTimeProvider _time = new(TestData.Start);
+    private readonly ControlPlaneDatabase _db = new();
+    private readonly FakeTimeProvider _time = new(ControlPlaneData.Start);
     private readonly VmEffectRegistry _effects = new();
 
     public void Dispose() => _db.Dispose();
@@ -22,7 +22,7 @@ public sealed class VmLifecycleTests : IDisposable
         var sut = CreateSut();
         var id = VmId.New();
 
-        var result = await sut.CreateAsync(id, TestData.Spec()).Within();
+        var result = await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         Assert.Equal(VmState.Pending, result.Vm.State);
         Assert.Equal(1, result.Vm.Version);
@@ -38,8 +38,8 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        var node = TestData.Node(1);
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        var node = ControlPlaneData.Node(1);
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, "placed", node).Within();
         await sut.TransitionAsync(id, VmState.Provisioning, VmTransitionCause.CommandAcknowledged).Within();
@@ -49,7 +49,7 @@ public sealed class VmLifecycleTests : IDisposable
         Assert.Equal(VmState.Running, running.Vm.State);
         Assert.Equal(node, running.Vm.Node);
         Assert.Equal(4, running.Vm.Version);
-        Assert.Equal(TestData.Start.AddSeconds(20), running.Vm.UpdatedAt);
+        Assert.Equal(ControlPlaneData.Start.AddSeconds(20), running.Vm.UpdatedAt);
         var history = await sut.GetHistoryAsync(id).Within();
         Assert.Equal([null, VmState.Pending, VmState.Scheduled, VmState.Provisioning], history.Select(h => h.From));
         Assert.Equal([VmState.Pending, VmState.Scheduled, VmState.Provisioning, VmState.Running], history.Select(h => h.To));
@@ -63,7 +63,7 @@ public sealed class VmLifecycleTests : IDisposable
         _effects.Register("start-vm", (_, _) => ValueTask.CompletedTask).OnEnter(VmState.Running, "start-vm");
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         var ex = await Assert.ThrowsAsync<VmTransitionException>(() => sut.TransitionAsync(id, VmState.Running, VmTransitionCause.Command));
 
@@ -80,7 +80,7 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         var result = await sut.TransitionAsync(id, VmState.Pending, VmTransitionCause.Heartbeat).Within();
 
@@ -93,7 +93,7 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
         await sut.TransitionAsync(id, VmState.Deleted, VmTransitionCause.Command).Within();
 
         var ex = await Assert.ThrowsAsync<VmTransitionException>(() => sut.TransitionAsync(id, VmState.Pending, VmTransitionCause.Manual));
@@ -106,7 +106,7 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         var ex = await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler));
 
@@ -119,11 +119,11 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
-        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: TestData.Node(1)).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
+        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: ControlPlaneData.Node(1)).Within();
 
         var ex = await Assert.ThrowsAsync<DeCloudValidationException>(
-            () => sut.TransitionAsync(id, VmState.Provisioning, VmTransitionCause.Command, node: TestData.Node(2)));
+            () => sut.TransitionAsync(id, VmState.Provisioning, VmTransitionCause.Command, node: ControlPlaneData.Node(2)));
 
         Assert.Equal("node", ex.Field);
     }
@@ -133,13 +133,13 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
-        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: TestData.Node(1)).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
+        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: ControlPlaneData.Node(1)).Within();
 
         var result = await sut.TransitionAsync(id, VmState.Pending, VmTransitionCause.Timeout, "agent did not acknowledge").Within();
 
         Assert.Null(result.Vm.Node);
-        Assert.Equal(TestData.Node(1), (await sut.GetHistoryAsync(id).Within())[^1].PreviousNode);
+        Assert.Equal(ControlPlaneData.Node(1), (await sut.GetHistoryAsync(id).Within())[^1].PreviousNode);
     }
 
     [Fact]
@@ -154,7 +154,7 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
         Assert.Equal("to", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.TransitionAsync(id, (VmState)42, VmTransitionCause.Command))).Field);
         Assert.Equal("cause", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.TransitionAsync(id, VmState.Failed, (VmTransitionCause)42))).Field);
@@ -164,13 +164,13 @@ public sealed class VmLifecycleTests : IDisposable
     public static TheoryData<string, VmSpec> BadSpecs => new()
     {
         { "owner", new VmSpec(default, new Resources(1, 1024, 10)) },
-        { "resources.computePoints", new VmSpec(TestData.Wallet, new Resources(0, 1024, 10)) },
-        { "resources.memoryMiB", new VmSpec(TestData.Wallet, new Resources(1, -5, 10)) },
-        { "resources.storageGiB", new VmSpec(TestData.Wallet, new Resources(1, 1024, long.MaxValue)) },
-        { "resources.gpus", new VmSpec(TestData.Wallet, new Resources(1, 1024, 10, 1000)) },
-        { "qualityTier", new VmSpec(TestData.Wallet, new Resources(1, 1024, 10), (QualityTier)9) },
-        { "bandwidthTier", new VmSpec(TestData.Wallet, new Resources(1, 1024, 10), QualityTier.Standard, (BandwidthTier)9) },
-        { "architecture", new VmSpec(TestData.Wallet, new Resources(1, 1024, 10), QualityTier.Standard, BandwidthTier.Basic, (CpuArchitecture)9) },
+        { "resources.computePoints", new VmSpec(ControlPlaneData.Wallet, new Resources(0, 1024, 10)) },
+        { "resources.memoryMiB", new VmSpec(ControlPlaneData.Wallet, new Resources(1, -5, 10)) },
+        { "resources.storageGiB", new VmSpec(ControlPlaneData.Wallet, new Resources(1, 1024, long.MaxValue)) },
+        { "resources.gpus", new VmSpec(ControlPlaneData.Wallet, new Resources(1, 1024, 10, 1000)) },
+        { "qualityTier", new VmSpec(ControlPlaneData.Wallet, new Resources(1, 1024, 10), (QualityTier)9) },
+        { "bandwidthTier", new VmSpec(ControlPlaneData.Wallet, new Resources(1, 1024, 10), QualityTier.Standard, (BandwidthTier)9) },
+        { "architecture", new VmSpec(ControlPlaneData.Wallet, new Resources(1, 1024, 10), QualityTier.Standard, BandwidthTier.Basic, (CpuArchitecture)9) },
     };
 
     [Theory]
@@ -190,10 +190,10 @@ public sealed class VmLifecycleTests : IDisposable
     {
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
 
-        Assert.Equal("vmId", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.CreateAsync(id, TestData.Spec(4)))).Field);
-        Assert.Equal("vmId", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.CreateAsync(default, TestData.Spec()))).Field);
+        Assert.Equal("vmId", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.CreateAsync(id, ControlPlaneData.Spec(4)))).Field);
+        Assert.Equal("vmId", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.CreateAsync(default, ControlPlaneData.Spec()))).Field);
         Assert.Equal(2, (await sut.GetAsync(id).Within())!.Spec.Resources.ComputePoints);
     }
 
@@ -203,8 +203,8 @@ public sealed class VmLifecycleTests : IDisposable
         _effects.Register("stop-vm", (_, _) => ValueTask.CompletedTask).On(VmState.Running, VmState.Stopping, "stop-vm");
         var sut = CreateSut();
         var id = VmId.New();
-        await sut.CreateAsync(id, TestData.Spec()).Within();
-        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: TestData.Node(1)).Within();
+        await sut.CreateAsync(id, ControlPlaneData.Spec()).Within();
+        await sut.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: ControlPlaneData.Node(1)).Within();
         await sut.TransitionAsync(id, VmState.Provisioning, VmTransitionCause.Command).Within();
         await sut.TransitionAsync(id, VmState.Running, VmTransitionCause.Heartbeat).Within();
 

@@ -8,10 +8,10 @@ namespace DeCloud.Core.Tests.Lifecycle;
 
 public sealed class VmStateReconcilerTests : IDisposable
 {
-    private readonly TempDatabase _db = new();
+    private readonly ControlPlaneDatabase _db = new();
     private readonly VmLifecycle _lifecycle;
 
-    public VmStateReconcilerTests() => _lifecycle = new VmLifecycle(new SqliteVmStore(_db.Open()), new VmEffectRegistry(), new FakeTimeProvider(TestData.Start));
+    public VmStateReconcilerTests() => _lifecycle = new VmLifecycle(new SqliteVmStore(_db.Open()), new VmEffectRegistry(), new FakeTimeProvider(ControlPlaneData.Start));
 
     public void Dispose() => _db.Dispose();
 
@@ -20,8 +20,8 @@ public sealed class VmStateReconcilerTests : IDisposable
     private async Task<VmId> VmAsync(int node, params VmState[] path)
     {
         var id = VmId.New();
-        await _lifecycle.CreateAsync(id, TestData.Spec()).Within();
-        await _lifecycle.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: TestData.Node(node)).Within();
+        await _lifecycle.CreateAsync(id, ControlPlaneData.Spec()).Within();
+        await _lifecycle.TransitionAsync(id, VmState.Scheduled, VmTransitionCause.Scheduler, node: ControlPlaneData.Node(node)).Within();
         foreach (var s in path)
         {
             await _lifecycle.TransitionAsync(id, s, VmTransitionCause.Command).Within();
@@ -39,7 +39,7 @@ public sealed class VmStateReconcilerTests : IDisposable
         var elsewhere = await VmAsync(2, VmState.Provisioning);
         var orphan = VmId.New();
 
-        var result = await CreateSut().ApplyHeartbeatAsync(new NodeHeartbeat(TestData.Node(1), new Resources(4, 4096, 40),
+        var result = await CreateSut().ApplyHeartbeatAsync(new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(4, 4096, 40),
         [
             new VmStatusReport(provisioning, VmState.Running),
             new VmStatusReport(running, VmState.Running),
@@ -66,13 +66,13 @@ public sealed class VmStateReconcilerTests : IDisposable
         var other = await VmAsync(2, VmState.Provisioning, VmState.Running);
         var sut = CreateSut();
 
-        var marked = await sut.MarkNodeUnreachableAsync(TestData.Node(1)).Within();
+        var marked = await sut.MarkNodeUnreachableAsync(ControlPlaneData.Node(1)).Within();
 
         Assert.Equal(new[] { running, stopped }.OrderBy(v => v.Value), marked.Select(m => m.Vm.Id).OrderBy(v => v.Value));
         Assert.Equal(VmState.Deleting, (await _lifecycle.GetAsync(deleting).Within())!.State);
         Assert.Equal(VmState.Running, (await _lifecycle.GetAsync(other).Within())!.State);
 
-        await sut.ApplyHeartbeatAsync(new NodeHeartbeat(TestData.Node(1), new Resources(2, 2048, 20), [new VmStatusReport(running, VmState.Running)])).Within();
+        await sut.ApplyHeartbeatAsync(new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(2, 2048, 20), [new VmStatusReport(running, VmState.Running)])).Within();
         Assert.Equal(VmState.Running, (await _lifecycle.GetAsync(running).Within())!.State);
         Assert.Equal(VmState.Unreachable, (await _lifecycle.GetAsync(stopped).Within())!.State);
     }
@@ -83,7 +83,7 @@ public sealed class VmStateReconcilerTests : IDisposable
         var vm = await VmAsync(1, VmState.Provisioning);
 
         var ex = await Assert.ThrowsAsync<DeCloudValidationException>(() => CreateSut().ApplyHeartbeatAsync(
-            new NodeHeartbeat(TestData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(vm, VmState.Running), new VmStatusReport(vm, VmState.Stopped)])));
+            new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(vm, VmState.Running), new VmStatusReport(vm, VmState.Stopped)])));
 
         Assert.Equal("vms[1].vmId", ex.Field);
         Assert.Equal(VmState.Provisioning, (await _lifecycle.GetAsync(vm).Within())!.State);

@@ -9,8 +9,8 @@ namespace DeCloud.Core.Tests.Registry;
 
 public sealed class NodeRegistryTests : IAsyncDisposable
 {
-    private readonly TempDatabase _db = new();
-    private readonly FakeTimeProvider _time = new(TestData.Start);
+    private readonly ControlPlaneDatabase _db = new();
+    private readonly FakeTimeProvider _time = new(ControlPlaneData.Start);
     private readonly List<NodeRegistry> _registries = [];
     private readonly RecordingObserver _observer = new();
 
@@ -31,14 +31,14 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         return sut;
     }
 
-    private static NodeHeartbeat Beat(int i, int usedPoints = 1, params VmStatusReport[] vms) => new(TestData.Node(i), new Resources(usedPoints, 1024, 10), vms);
+    private static NodeHeartbeat Beat(int i, int usedPoints = 1, params VmStatusReport[] vms) => new(ControlPlaneData.Node(i), new Resources(usedPoints, 1024, 10), vms);
 
     [Fact]
     public async Task RegisterAsync_NewNode_StoredOnlineWithCapacityFromBenchmark()
     {
         var sut = CreateSut();
 
-        var node = await sut.RegisterAsync(TestData.Registration(1, region: "EU-West", tags: ["SSD", "nvme"], gpus: ["nvidia-a100"])).Within();
+        var node = await sut.RegisterAsync(ControlPlaneData.Registration(1, region: "EU-West", tags: ["SSD", "nvme"], gpus: ["nvidia-a100"])).Within();
 
         Assert.Equal(NodeStatus.Online, node.Status);
         Assert.Equal(new Resources(8, 32768, 500, 1, "nvidia-a100"), node.Capacity);
@@ -53,45 +53,45 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     public async Task RegisterAsync_SameNodeAgain_UpdatesKeepsStatusAndNotifiesUpdated()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         _time.Advance(TimeSpan.FromMinutes(1));
 
-        var updated = await sut.RegisterAsync(TestData.Registration(1, score: 16000, agent: "1.1.0", connectivity: NodeConnectivity.BehindNat)).Within();
+        var updated = await sut.RegisterAsync(ControlPlaneData.Registration(1, score: 16000, agent: "1.1.0", connectivity: NodeConnectivity.BehindNat)).Within();
 
         Assert.Equal(16, updated.Capacity.ComputePoints);
         Assert.Equal(NodeConnectivity.BehindNat, updated.Registration.Connectivity);
         Assert.Null(updated.Registration.PublicEndpoint);
-        Assert.Equal(TestData.Start, updated.RegisteredAt);
-        Assert.Equal(TestData.Start.AddMinutes(1), updated.UpdatedAt);
+        Assert.Equal(ControlPlaneData.Start, updated.RegisteredAt);
+        Assert.Equal(ControlPlaneData.Start.AddMinutes(1), updated.UpdatedAt);
         Assert.Equal(1, _db.Scalar("SELECT COUNT(*) FROM nodes;"));
         Assert.Equal([NodeChangeKind.Registered, NodeChangeKind.Updated], _observer.Changes.Select(c => c.Kind));
     }
 
     public static TheoryData<string, NodeRegistration> BadRegistrations => new()
     {
-        { "nodeId", TestData.Registration(1) with { NodeId = default } },
-        { "operatorWallet", TestData.Registration(1) with { OperatorWallet = default } },
-        { "hardware.memoryMiB", TestData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, -1, 10) } },
-        { "hardware.cpuCores", TestData.Registration(1) with { Hardware = new NodeHardware(0, "cpu", 1000, 1024, 10) } },
-        { "hardware.benchmarkScore", TestData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", double.NaN, 1024, 10) } },
-        { "hardware.storageGiB", TestData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, 1024, long.MaxValue) } },
-        { "hardware.gpus[0].gpuModel", TestData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, 1024, 10, ["bad;model"]) } },
-        { "region", TestData.Registration(1, region: "") },
-        { "region", TestData.Registration(1, region: "eu west") },
-        { "tags", TestData.Registration(1, tags: ["ok", "not ok"]) },
-        { "tags", TestData.Registration(1, tags: Enumerable.Range(0, 65).Select(i => $"t{i}").ToArray()) },
-        { "description", TestData.Registration(1) with { Description = new string('x', 1001) } },
-        { "pricing.computePointHour", TestData.Registration(1, price: -0.01m) },
-        { "pricing.computePointHour", TestData.Registration(1, price: 1_000_000m) },
-        { "publicEndpoint", TestData.Registration(1, endpoint: null) },
-        { "publicEndpoint", TestData.Registration(1, endpoint: "203.0.113.7") },
-        { "publicEndpoint", TestData.Registration(1, endpoint: "203.0.113.7:70000") },
-        { "publicEndpoint", TestData.Registration(1, endpoint: "bad host:22") },
-        { "publicEndpoint", TestData.Registration(1, connectivity: NodeConnectivity.BehindNat) with { PublicEndpoint = "203.0.113.7:22" } },
-        { "connectivity", TestData.Registration(1) with { Connectivity = (NodeConnectivity)7 } },
-        { "architecture", TestData.Registration(1) with { Architecture = (CpuArchitecture)7 } },
-        { "agentVersion", TestData.Registration(1, agent: "") },
-        { "agentVersion", TestData.Registration(1, agent: "1.0 beta") },
+        { "nodeId", ControlPlaneData.Registration(1) with { NodeId = default } },
+        { "operatorWallet", ControlPlaneData.Registration(1) with { OperatorWallet = default } },
+        { "hardware.memoryMiB", ControlPlaneData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, -1, 10) } },
+        { "hardware.cpuCores", ControlPlaneData.Registration(1) with { Hardware = new NodeHardware(0, "cpu", 1000, 1024, 10) } },
+        { "hardware.benchmarkScore", ControlPlaneData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", double.NaN, 1024, 10) } },
+        { "hardware.storageGiB", ControlPlaneData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, 1024, long.MaxValue) } },
+        { "hardware.gpus[0].gpuModel", ControlPlaneData.Registration(1) with { Hardware = new NodeHardware(8, "cpu", 1000, 1024, 10, ["bad;model"]) } },
+        { "region", ControlPlaneData.Registration(1, region: "") },
+        { "region", ControlPlaneData.Registration(1, region: "eu west") },
+        { "tags", ControlPlaneData.Registration(1, tags: ["ok", "not ok"]) },
+        { "tags", ControlPlaneData.Registration(1, tags: Enumerable.Range(0, 65).Select(i => $"t{i}").ToArray()) },
+        { "description", ControlPlaneData.Registration(1) with { Description = new string('x', 1001) } },
+        { "pricing.computePointHour", ControlPlaneData.Registration(1, price: -0.01m) },
+        { "pricing.computePointHour", ControlPlaneData.Registration(1, price: 1_000_000m) },
+        { "publicEndpoint", ControlPlaneData.Registration(1, endpoint: null) },
+        { "publicEndpoint", ControlPlaneData.Registration(1, endpoint: "203.0.113.7") },
+        { "publicEndpoint", ControlPlaneData.Registration(1, endpoint: "203.0.113.7:70000") },
+        { "publicEndpoint", ControlPlaneData.Registration(1, endpoint: "bad host:22") },
+        { "publicEndpoint", ControlPlaneData.Registration(1, connectivity: NodeConnectivity.BehindNat) with { PublicEndpoint = "203.0.113.7:22" } },
+        { "connectivity", ControlPlaneData.Registration(1) with { Connectivity = (NodeConnectivity)7 } },
+        { "architecture", ControlPlaneData.Registration(1) with { Architecture = (CpuArchitecture)7 } },
+        { "agentVersion", ControlPlaneData.Registration(1, agent: "") },
+        { "agentVersion", ControlPlaneData.Registration(1, agent: "1.0 beta") },
     };
 
     [Theory]
@@ -112,23 +112,23 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     public async Task RecordHeartbeatAsync_UnknownNode_ThrowsNotFoundAndStoresNothing()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
 
         var ex = await Assert.ThrowsAsync<DeCloudNotFoundException>(() => sut.RecordHeartbeatAsync(Beat(2)));
 
         Assert.Equal("nodeId", ex.Field);
-        Assert.Equal(TestData.Node(2).Value, ex.Value);
+        Assert.Equal(ControlPlaneData.Node(2).Value, ex.Value);
         Assert.Equal(1, _db.Scalar("SELECT COUNT(*) FROM node_status;"));
     }
 
     public static TheoryData<string, NodeHeartbeat> BadHeartbeats => new()
     {
         { "nodeId", new NodeHeartbeat(default, new Resources(1, 1, 1)) },
-        { "used.computePoints", new NodeHeartbeat(TestData.Node(1), new Resources(-1, 1, 1)) },
-        { "used.memoryMiB", new NodeHeartbeat(TestData.Node(1), new Resources(1, long.MaxValue, 1)) },
-        { "vms[0].vmId", new NodeHeartbeat(TestData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(default, VmState.Running)]) },
-        { "vms[0].state", new NodeHeartbeat(TestData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(VmId.New(), (VmState)99)]) },
-        { "vms", new NodeHeartbeat(TestData.Node(1), new Resources(1, 1, 1), Enumerable.Range(0, 10_001).Select(_ => new VmStatusReport(VmId.New(), VmState.Running)).ToArray()) },
+        { "used.computePoints", new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(-1, 1, 1)) },
+        { "used.memoryMiB", new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(1, long.MaxValue, 1)) },
+        { "vms[0].vmId", new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(default, VmState.Running)]) },
+        { "vms[0].state", new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(1, 1, 1), [new VmStatusReport(VmId.New(), (VmState)99)]) },
+        { "vms", new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(1, 1, 1), Enumerable.Range(0, 10_001).Select(_ => new VmStatusReport(VmId.New(), VmState.Running)).ToArray()) },
     };
 
     [Theory]
@@ -136,20 +136,20 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     public async Task RecordHeartbeatAsync_BadInput_ThrowsNamingFieldAndStoresNothing(string field, NodeHeartbeat heartbeat)
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         _time.Advance(TimeSpan.FromSeconds(10));
 
         var ex = await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.RecordHeartbeatAsync(heartbeat));
 
         Assert.Equal(field, ex.Field);
-        Assert.Equal(TestData.Start.ToUnixTimeMilliseconds(), _db.Scalar("SELECT last_seen_at FROM node_status;"));
+        Assert.Equal(ControlPlaneData.Start.ToUnixTimeMilliseconds(), _db.Scalar("SELECT last_seen_at FROM node_status;"));
     }
 
     [Fact]
     public async Task RecordHeartbeatAsync_DuplicateVm_ThrowsNamingTheSecond()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         var vm = VmId.New();
 
         var ex = await Assert.ThrowsAsync<DeCloudValidationException>(
@@ -162,8 +162,8 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     public async Task CheckHealthAsync_NoHeartbeatForTwoMinutes_MarksOfflineOnceAndNotifies()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
-        await sut.RegisterAsync(TestData.Registration(2)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(2)).Within();
         for (var t = 0; t < 8; t++)
         {
             _time.Advance(TimeSpan.FromSeconds(15));
@@ -176,18 +176,18 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         Assert.Equal(1, await sut.CheckHealthAsync().Within());
         Assert.Equal(0, await sut.CheckHealthAsync().Within());
 
-        Assert.Equal(NodeStatus.Offline, (await sut.GetAsync(TestData.Node(1)).Within())!.Status);
-        Assert.Equal(NodeStatus.Online, (await sut.GetAsync(TestData.Node(2)).Within())!.Status);
-        Assert.Equal((long)NodeStatus.Offline, _db.Scalar($"SELECT status FROM node_status WHERE node_id = '{TestData.Node(1).Value}';"));
+        Assert.Equal(NodeStatus.Offline, (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!.Status);
+        Assert.Equal(NodeStatus.Online, (await sut.GetAsync(ControlPlaneData.Node(2)).Within())!.Status);
+        Assert.Equal((long)NodeStatus.Offline, _db.Scalar($"SELECT status FROM node_status WHERE node_id = '{ControlPlaneData.Node(1).Value}';"));
         var offline = Assert.Single(_observer.Changes, c => c.Kind == NodeChangeKind.Offline);
-        Assert.Equal(TestData.Node(1), offline.NodeId);
+        Assert.Equal(ControlPlaneData.Node(1), offline.NodeId);
     }
 
     [Fact]
     public async Task RecordHeartbeatAsync_OfflineNode_BackOnlineAndFailuresCountedOnce()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
 
         // Silent for 10 minutes, checked every 5 s: many checks, each failure counted once.
         for (var t = 0; t < 120; t++)
@@ -196,11 +196,11 @@ public sealed class NodeRegistryTests : IAsyncDisposable
             await sut.CheckHealthAsync().Within();
         }
 
-        Assert.Equal(NodeStatus.Offline, (await sut.GetAsync(TestData.Node(1)).Within())!.Status);
+        Assert.Equal(NodeStatus.Offline, (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!.Status);
         _time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(NodeStatus.Online, await sut.RecordHeartbeatAsync(Beat(1)).Within());
 
-        var node = (await sut.GetAsync(TestData.Node(1)).Within())!;
+        var node = (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!;
         Assert.Equal(NodeStatus.Online, node.Status);
         Assert.Equal((602 / 15) - 1, node.FailedHeartbeats); // 39 heartbeats were due and never came
         Assert.Equal(39, _db.Scalar("SELECT SUM(failed) FROM node_failed_days;"));
@@ -211,7 +211,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     public async Task RecordHeartbeatAsync_OnTime_NoFailureCounted()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         for (var t = 0; t < 40; t++)
         {
             _time.Advance(TimeSpan.FromSeconds(t % 2 == 0 ? 14 : 16)); // jitter around 15 s
@@ -219,8 +219,8 @@ public sealed class NodeRegistryTests : IAsyncDisposable
             await sut.CheckHealthAsync().Within();
         }
 
-        Assert.Equal(0, (await sut.GetAsync(TestData.Node(1)).Within())!.FailedHeartbeats);
-        Assert.Equal(1.0, (await sut.GetAsync(TestData.Node(1)).Within())!.Uptime);
+        Assert.Equal(0, (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!.FailedHeartbeats);
+        Assert.Equal(1.0, (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!.Uptime);
     }
 
     [Fact]
@@ -228,7 +228,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     {
         var options = new NodeRegistryOptions { HeartbeatInterval = TimeSpan.FromSeconds(1), OfflineAfter = TimeSpan.FromSeconds(3), CheckInterval = TimeSpan.FromSeconds(1) };
         var sut = CreateSut(options);
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         var offline = new TaskCompletionSource<NodeChange>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var subscription = sut.Subscribe(new DelegateObserver(c =>
         {
@@ -245,7 +245,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         _time.Advance(TimeSpan.FromSeconds(2));
 
         var change = await offline.Task.Within();
-        Assert.Equal(TestData.Node(1), change.NodeId);
+        Assert.Equal(ControlPlaneData.Node(1), change.NodeId);
         Assert.Equal(NodeStatus.Offline, change.Node.Status);
         await monitor.StopAsync().Within();
     }
@@ -255,15 +255,15 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     {
         _time.SetUtcNow(new DateTimeOffset(2026, 3, 10, 23, 0, 0, TimeSpan.Zero));
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
 
         _time.Advance(TimeSpan.FromHours(2)); // silent 23:00 -> 01:00
         await sut.RecordHeartbeatAsync(Beat(1)).Within();
 
-        var day = Reputation.Day(TestData.Start.AddHours(11));
+        var day = Reputation.Day(ControlPlaneData.Start.AddHours(11));
         Assert.Equal(239, _db.Scalar($"SELECT failed FROM node_failed_days WHERE day = {day};")); // due 23:00:15 .. 23:59:45
         Assert.Equal(240, _db.Scalar($"SELECT failed FROM node_failed_days WHERE day = {day + 1};")); // due 00:00:00 .. 00:59:45
-        Assert.Equal(479, (await sut.GetAsync(TestData.Node(1)).Within())!.FailedHeartbeats);
+        Assert.Equal(479, (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!.FailedHeartbeats);
     }
 
     [Fact]
@@ -271,10 +271,10 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     {
         var options = new NodeRegistryOptions { HeartbeatInterval = TimeSpan.FromHours(1), OfflineAfter = TimeSpan.FromHours(2), CheckInterval = TimeSpan.FromHours(1) };
         var sut = CreateSut(options);
-        await sut.RegisterAsync(TestData.Registration(1)).Within(); // day 0, 12:00
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within(); // day 0, 12:00
         _time.Advance(TimeSpan.FromHours(5));
         await sut.RecordHeartbeatAsync(Beat(1)).Within(); // 4 failed on day 0
-        var day0 = Reputation.Day(TestData.Start);
+        var day0 = Reputation.Day(ControlPlaneData.Start);
 
         while (Reputation.Day(_time.GetUtcNow()) < day0 + 29 || _time.GetUtcNow().Hour < 23)
         {
@@ -283,8 +283,8 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         }
 
         // Day 29, 23:00: day 0 is still the first day of the 30-day window.
-        var inWindow = (await sut.GetAsync(TestData.Node(1)).Within())!;
-        var expected = (_time.GetUtcNow() - TestData.Start).TotalHours;
+        var inWindow = (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!;
+        var expected = (_time.GetUtcNow() - ControlPlaneData.Start).TotalHours;
         Assert.Equal(4, inWindow.FailedHeartbeats);
         Assert.Equal((expected - 4) / expected, inWindow.Uptime, 12);
 
@@ -292,7 +292,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         await sut.RecordHeartbeatAsync(Beat(1)).Within();
         await sut.CheckHealthAsync().Within();
 
-        var after = (await sut.GetAsync(TestData.Node(1)).Within())!;
+        var after = (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!;
         Assert.Equal(0, after.FailedHeartbeats);
         Assert.Equal(1.0, after.Uptime);
         Assert.Equal(0, _db.Scalar("SELECT COUNT(*) FROM node_failed_days;"));
@@ -303,20 +303,20 @@ public sealed class NodeRegistryTests : IAsyncDisposable
     {
         var vm = VmId.New();
         var first = CreateSut();
-        await first.RegisterAsync(TestData.Registration(1)).Within();
+        await first.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         _time.Advance(TimeSpan.FromHours(3));
         await first.CheckHealthAsync().Within(); // offline, 719 failed
         _time.Advance(TimeSpan.FromHours(1));
         await first.RecordHeartbeatAsync(Beat(1, 3, new VmStatusReport(vm, VmState.Running))).Within(); // back, 959 failed in total
-        Assert.True(await first.RecordVmHostedAsync(TestData.Node(1), "vm-1/4/hosted").Within());
+        Assert.True(await first.RecordVmHostedAsync(ControlPlaneData.Node(1), "vm-1/4/hosted").Within());
         _time.Advance(TimeSpan.FromDays(1));
         await first.CheckHealthAsync().Within(); // silent for a day: offline again
-        var before = (await first.GetAsync(TestData.Node(1)).Within())!;
+        var before = (await first.GetAsync(ControlPlaneData.Node(1)).Within())!;
         await first.DisposeAsync();
         _registries.Remove(first);
 
         var second = CreateSut();
-        var after = (await second.GetAsync(TestData.Node(1)).Within())!;
+        var after = (await second.GetAsync(ControlPlaneData.Node(1)).Within())!;
 
         Assert.Equal(NodeStatus.Offline, after.Status);
         Assert.Equal(before.FailedHeartbeats, after.FailedHeartbeats);
@@ -328,36 +328,36 @@ public sealed class NodeRegistryTests : IAsyncDisposable
 
         // The failures counted before the restart are not counted again.
         await second.CheckHealthAsync().Within();
-        Assert.Equal(before.FailedHeartbeats, (await second.GetAsync(TestData.Node(1)).Within())!.FailedHeartbeats);
-        Assert.False(await second.RecordVmHostedAsync(TestData.Node(1), "vm-1/4/hosted").Within());
+        Assert.Equal(before.FailedHeartbeats, (await second.GetAsync(ControlPlaneData.Node(1)).Within())!.FailedHeartbeats);
+        Assert.False(await second.RecordVmHostedAsync(ControlPlaneData.Node(1), "vm-1/4/hosted").Within());
     }
 
     [Fact]
     public async Task Counters_SameIdempotencyKeyTwice_CountedOnce()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
 
-        Assert.True(await sut.RecordVmHostedAsync(TestData.Node(1), "a").Within());
-        Assert.False(await sut.RecordVmHostedAsync(TestData.Node(1), "a").Within());
-        Assert.True(await sut.RecordVmHostedAsync(TestData.Node(1), "b").Within());
-        Assert.True(await sut.RecordVmCompletedCleanlyAsync(TestData.Node(1), "a").Within());
+        Assert.True(await sut.RecordVmHostedAsync(ControlPlaneData.Node(1), "a").Within());
+        Assert.False(await sut.RecordVmHostedAsync(ControlPlaneData.Node(1), "a").Within());
+        Assert.True(await sut.RecordVmHostedAsync(ControlPlaneData.Node(1), "b").Within());
+        Assert.True(await sut.RecordVmCompletedCleanlyAsync(ControlPlaneData.Node(1), "a").Within());
 
-        var node = (await sut.GetAsync(TestData.Node(1)).Within())!;
+        var node = (await sut.GetAsync(ControlPlaneData.Node(1)).Within())!;
         Assert.Equal(2, node.VmsHosted);
         Assert.Equal(1, node.VmsCompletedCleanly);
-        await Assert.ThrowsAsync<DeCloudNotFoundException>(() => sut.RecordVmHostedAsync(TestData.Node(9), "c"));
-        Assert.Equal("idempotencyKey", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.RecordVmHostedAsync(TestData.Node(1), ""))).Field);
+        await Assert.ThrowsAsync<DeCloudNotFoundException>(() => sut.RecordVmHostedAsync(ControlPlaneData.Node(9), "c"));
+        Assert.Equal("idempotencyKey", (await Assert.ThrowsAsync<DeCloudValidationException>(() => sut.RecordVmHostedAsync(ControlPlaneData.Node(1), ""))).Field);
     }
 
     [Fact]
     public async Task SearchAsync_Filters_ReturnOnlyMatchingNodes()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1, region: "eu-west", tags: ["ssd", "nvme"], price: 0.010m)).Within();
-        await sut.RegisterAsync(TestData.Registration(2, region: "eu-west", tags: ["ssd"], price: 0.020m, gpus: ["nvidia-a100"])).Within();
-        await sut.RegisterAsync(TestData.Registration(3, region: "us-east", tags: ["ssd"], price: 0.005m, score: 2000)).Within();
-        await sut.RegisterAsync(TestData.Registration(4, region: "eu-west", tags: ["ssd"], price: 0.001m)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1, region: "eu-west", tags: ["ssd", "nvme"], price: 0.010m)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(2, region: "eu-west", tags: ["ssd"], price: 0.020m, gpus: ["nvidia-a100"])).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(3, region: "us-east", tags: ["ssd"], price: 0.005m, score: 2000)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(4, region: "eu-west", tags: ["ssd"], price: 0.001m)).Within();
         _time.Advance(TimeSpan.FromSeconds(15));
         await sut.RecordHeartbeatAsync(Beat(1, usedPoints: 6)).Within();
         await sut.RecordHeartbeatAsync(Beat(2)).Within();
@@ -369,7 +369,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         await sut.CheckHealthAsync().Within();
 
         async Task<int[]> Ids(NodeSearchQuery q) =>
-            (await sut.SearchAsync(q).Within()).Select(n => Enumerable.Range(1, 4).Single(i => TestData.Node(i) == n.Id)).ToArray();
+            (await sut.SearchAsync(q).Within()).Select(n => Enumerable.Range(1, 4).Single(i => ControlPlaneData.Node(i) == n.Id)).ToArray();
 
         Assert.Equal(new[] { 1, 2 }, (await Ids(new NodeSearchQuery { Region = "EU-WEST" })).Order());
         Assert.Equal(new[] { 1, 2, 4 }, (await Ids(new NodeSearchQuery { Region = "eu-west", OnlineOnly = false })).Order());
@@ -417,7 +417,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         var sut = CreateSut();
         for (var i = 0; i < 14; i++)
         {
-            await sut.RegisterAsync(TestData.Registration(i, price: 0.01m + (i * 0.001m))).Within();
+            await sut.RegisterAsync(ControlPlaneData.Registration(i, price: 0.01m + (i * 0.001m))).Within();
         }
 
         // One hour: nodes 0-11 beat every 15 s; node 12 misses 10 % of its heartbeats; node 13 goes silent.
@@ -444,10 +444,10 @@ public sealed class NodeRegistryTests : IAsyncDisposable
 
         Assert.Equal(10, featured.Count);
         Assert.All(featured, n => Assert.True(n.IsOnline && n.Uptime > 0.95));
-        Assert.Equal(Enumerable.Range(0, 10).Select(TestData.Node), featured.Select(n => n.Id)); // equal uptime: cheapest first
+        Assert.Equal(Enumerable.Range(0, 10).Select(ControlPlaneData.Node), featured.Select(n => n.Id)); // equal uptime: cheapest first
         var all = await sut.GetAllAsync().Within();
-        Assert.Equal(NodeStatus.Offline, all.Single(n => n.Id == TestData.Node(13)).Status);
-        Assert.InRange(all.Single(n => n.Id == TestData.Node(12)).Uptime, 0.5, 0.95);
+        Assert.Equal(NodeStatus.Offline, all.Single(n => n.Id == ControlPlaneData.Node(13)).Status);
+        Assert.InRange(all.Single(n => n.Id == ControlPlaneData.Node(12)).Uptime, 0.5, 0.95);
     }
 
     [Fact]
@@ -456,7 +456,7 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         var sut = CreateSut();
         for (var i = 0; i < 50; i++)
         {
-            await sut.RegisterAsync(TestData.Registration(i)).Within();
+            await sut.RegisterAsync(ControlPlaneData.Registration(i)).Within();
         }
 
         _time.Advance(TimeSpan.FromSeconds(15));
@@ -464,18 +464,18 @@ public sealed class NodeRegistryTests : IAsyncDisposable
 
         Assert.True(sut.HeartbeatBatches < 1000, $"{sut.HeartbeatBatches} transactions for 1000 heartbeats");
         Assert.Equal(50, _db.Scalar($"SELECT COUNT(*) FROM node_status WHERE last_seen_at = {_time.GetUtcNow().ToUnixTimeMilliseconds()};"));
-        Assert.Equal(7, _db.Scalar($"SELECT used_compute_points FROM node_status WHERE node_id = '{TestData.Node(14).Value}';"));
+        Assert.Equal(7, _db.Scalar($"SELECT used_compute_points FROM node_status WHERE node_id = '{ControlPlaneData.Node(14).Value}';"));
     }
 
     [Fact]
     public async Task RemoveAsync_RegisteredNode_GoneFromStoreAndHeartbeatsRefused()
     {
         var sut = CreateSut();
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
-        await sut.RecordVmHostedAsync(TestData.Node(1), "k").Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
+        await sut.RecordVmHostedAsync(ControlPlaneData.Node(1), "k").Within();
 
-        Assert.True(await sut.RemoveAsync(TestData.Node(1)).Within());
-        Assert.False(await sut.RemoveAsync(TestData.Node(1)).Within());
+        Assert.True(await sut.RemoveAsync(ControlPlaneData.Node(1)).Within());
+        Assert.False(await sut.RemoveAsync(ControlPlaneData.Node(1)).Within());
 
         await Assert.ThrowsAsync<DeCloudNotFoundException>(() => sut.RecordHeartbeatAsync(Beat(1)));
         Assert.Equal(0, _db.Scalar("SELECT (SELECT COUNT(*) FROM nodes) + (SELECT COUNT(*) FROM node_status) + (SELECT COUNT(*) FROM node_counter_keys);"));
@@ -490,9 +490,9 @@ public sealed class NodeRegistryTests : IAsyncDisposable
         var seen = new RecordingObserver();
         var subscription = sut.Subscribe(seen);
 
-        await sut.RegisterAsync(TestData.Registration(1)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(1)).Within();
         subscription.Dispose();
-        await sut.RegisterAsync(TestData.Registration(2)).Within();
+        await sut.RegisterAsync(ControlPlaneData.Registration(2)).Within();
 
         Assert.Single(seen.Changes);
         Assert.Equal(2, _observer.Changes.Count);

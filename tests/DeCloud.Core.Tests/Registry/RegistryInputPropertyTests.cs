@@ -12,7 +12,7 @@ public sealed class RegistryInputPropertyTests
     {
         Gen.Select(Gen.String, Gen.String, Gen.String, Gen.String).Sample((region, tag, endpoint, agent) =>
         {
-            var registration = TestData.Registration(1) with { Region = region, Tags = [tag], PublicEndpoint = endpoint, AgentVersion = agent };
+            var registration = ControlPlaneData.Registration(1) with { Region = region, Tags = [tag], PublicEndpoint = endpoint, AgentVersion = agent };
             try
             {
                 var normalized = registration.Normalize();
@@ -30,7 +30,7 @@ public sealed class RegistryInputPropertyTests
     {
         Gen.Select(Gen.Int, Gen.Long, Gen.Long, Gen.Int).Sample((points, memory, storage, gpus) =>
         {
-            var heartbeat = new NodeHeartbeat(TestData.Node(1), new Resources(points, memory, storage, gpus));
+            var heartbeat = new NodeHeartbeat(ControlPlaneData.Node(1), new Resources(points, memory, storage, gpus));
             try
             {
                 heartbeat.Validate();

@@ -7,11 +7,11 @@ using Microsoft.Data.Sqlite;
 namespace DeCloud.Core.Tests;
 
 /// <summary>A SQLite file in a fresh temp folder; "restart" = open a new SqliteDatabase on the same file.</summary>
-internal sealed class TempDatabase : IDisposable
+internal sealed class ControlPlaneDatabase : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("decloud-core-").FullName;
 
-    public TempDatabase() => Path = System.IO.Path.Combine(_dir, "control-plane.db");
+    public ControlPlaneDatabase() => Path = System.IO.Path.Combine(_dir, "control-plane.db");
 
     public string Path { get; }
 
@@ -32,7 +32,7 @@ internal sealed class TempDatabase : IDisposable
     }
 }
 
-internal static class TestData
+internal static class ControlPlaneData
 {
     public static readonly WalletAddress Wallet = WalletAddress.Parse("0x52908400098527886e0f7030069857d2e4169ee7");
 
