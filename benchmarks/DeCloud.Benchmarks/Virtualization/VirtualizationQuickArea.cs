@@ -18,6 +18,9 @@ public sealed class VirtualizationQuickArea : IQuickArea
     public async Task RunAsync(QuickReport report, CancellationToken cancellationToken)
     {
         var domain = VirtualizationBaselines.SampleDomain;
+        // Warm both renderers past tiered JIT first: the framework's XDocument code starts precompiled, ours does not.
+        Measure.Rate(() => DomainXmlWriter.Render(domain), TimeSpan.FromSeconds(1.5), batch: 100);
+        Measure.Rate(() => VirtualizationBaselines.RenderWithXDocument(domain), TimeSpan.FromSeconds(1.5), batch: 100);
         var render = Measure.Rate(() => DomainXmlWriter.Render(domain), TimeSpan.FromSeconds(4), batch: 100);
         var xdoc = Measure.Rate(() => VirtualizationBaselines.RenderWithXDocument(domain), TimeSpan.FromSeconds(4), batch: 100);
         report.Result(("config", (object)"xml_render"), ("renders_per_s", render), ("render_us", 1e6 / render),
@@ -25,14 +28,17 @@ public sealed class VirtualizationQuickArea : IQuickArea
 
         using var conn = LibvirtConnection.Open("test:///default");
         var n = 0;
-        var binding = Measure.Rate(() =>
+        void Cycle()
         {
             var name = string.Create(CultureInfo.InvariantCulture, $"dcv-bench-{n++}");
             using var d = conn.Define(VirtualizationBaselines.TestDriverXml(name));
             d.Start();
             d.Destroy();
             d.Undefine();
-        }, TimeSpan.FromSeconds(5), batch: 50);
+        }
+
+        Measure.Rate(Cycle, TimeSpan.FromSeconds(1.5), batch: 50);
+        var binding = Measure.Rate(Cycle, TimeSpan.FromSeconds(5), batch: 50);
 
         var m = 0;
         var bindingAsync = await RateAsync(async () =>

@@ -130,6 +130,17 @@ public sealed class QemuHostFixture : IAsyncLifetime
 
     private static async Task RemoveLeftoversAsync()
     {
+        // IFB devices of the tc shaper (dcvi<hash>) left by a crashed run.
+        var links = await ProcessRunner.RunAsync("ip", ["-o", "link", "show", "type", "ifb"]);
+        foreach (var line in links.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var name = line.Split(':', 3)[1].Trim().Split('@')[0];
+            if (name.StartsWith("dcvi", StringComparison.Ordinal))
+            {
+                await ProcessRunner.RunAsync("ip", ["link", "del", name]);
+            }
+        }
+
         await using var conn = await LibvirtConnection.OpenAsync(Uri).Within(TimeSpan.FromSeconds(30));
         foreach (var domain in await conn.ListAllDomainsAsync())
         {

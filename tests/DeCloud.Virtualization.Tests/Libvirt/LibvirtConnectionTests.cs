@@ -27,8 +27,8 @@ public sealed class LibvirtConnectionTests
     {
         TestDriver.Require();
         var ex = await Assert.ThrowsAsync<LibvirtException>(() => LibvirtConnection.OpenAsync("dcvbogus:///nowhere").Within());
+        // The error domain depends on which driver refused the URI (none when libvirtd's remote driver answers).
         Assert.NotEqual(0, ex.Code);
-        Assert.NotEqual(0, ex.ErrorDomain);
         Assert.Contains("dcvbogus", ex.Message, StringComparison.Ordinal);
         Assert.False(string.IsNullOrWhiteSpace(ex.LibvirtMessage));
     }
@@ -100,6 +100,7 @@ public sealed class LibvirtConnectionTests
         Assert.Throws<ArgumentException>(() => conn.LookupByUuid(Guid.Empty));
         var missing = await Assert.ThrowsAsync<LibvirtException>(() => conn.LookupByUuidAsync(Guid.NewGuid()).Within());
         Assert.True(missing.IsDomainNotFound);
+        Assert.NotEqual(0, missing.ErrorDomain);
         Assert.Contains("virDomainLookupByUUIDString", missing.Message, StringComparison.Ordinal);
     }
 
