@@ -223,6 +223,8 @@ public sealed class UsageMeter
         using var lease = Prepare(c, tx, "SELECT node_id, closed FROM billing_leases WHERE vm_id = $vm;", "$vm");
         var leases = new Dictionary<VmId, string?>();
         var maxima = new Dictionary<VmId, UsageRecord>();
+        // Insert in key order: neighbouring keys land on the same B-tree pages (fewer page visits per record).
+        var valid = new List<(string Id, UsageRecord Record)>(records.Count);
         foreach (var rec in records)
         {
             var problem = rec.Problem() ?? CheckLease(rec, lease, leases);
@@ -233,7 +235,12 @@ public sealed class UsageMeter
                 continue;
             }
 
-            var id = rec.Id;
+            valid.Add((rec.Id, rec));
+        }
+
+        valid.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
+        foreach (var (id, rec) in valid)
+        {
             var p = insert.Parameters;
             p[0].Value = id;
             p[1].Value = rec.Vm.ToString();
