@@ -4,10 +4,11 @@ namespace DeCloud.Core.Scheduling;
 
 /// <summary>
 /// The precomputed candidate ordering of one index family (all nodes, per region, GPU nodes, per GPU model):
-/// for every key, online nodes sit in buckets by free CPU (exact below 512 twelfths, then 64 buckets per
-/// power of two, so a bucket spans at most 1.6 %), each bucket an intrusive doubly linked list, with a bit
-/// per non-empty bucket. Bin-pack walks buckets upwards from the request's own size, spread walks
-/// downwards from the top; nodes too small on CPU are never visited. Moving a node costs O(1).
+/// for every key, online nodes sit in buckets by <see cref="OrderKey"/> (the scarcer of free CPU and free
+/// memory; exact below 512, then 64 buckets per power of two, so a bucket spans at most 1.6 %), each bucket
+/// an intrusive doubly linked list, with a bit per non-empty bucket. Bin-pack walks buckets upwards from the
+/// request's own key, spread walks downwards from the top; nodes too small on CPU or memory are never
+/// visited. Moving a node costs O(1).
 /// </summary>
 internal sealed class CandidateLists
 {
@@ -19,6 +20,16 @@ internal sealed class CandidateLists
     private int[] _heads = [];
     private ulong[] _nonEmpty = [];
     private int[] _counts = [];
+
+    /// <summary>Memory counts in the order key in units of 2^8 MiB (256 MiB).</summary>
+    public const int MemoryShift = 8;
+
+    /// <summary>
+    /// The order key of a node: the scarcer of its free CPU (twelfths) and free memory (256 MiB units). A node
+    /// that fits a request has a key of at least <c>OrderKey(request CPU, request memory)</c>, so walks start
+    /// there; a node whose memory is used up sits at the bottom and is never visited however much CPU it has.
+    /// </summary>
+    public static long OrderKey(long freeTwelfths, long freeMemoryMiB) => Math.Min(freeTwelfths, freeMemoryMiB >> MemoryShift);
 
     public static int Bucket(long freeTwelfths)
     {

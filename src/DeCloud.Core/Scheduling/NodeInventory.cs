@@ -4,7 +4,7 @@ namespace DeCloud.Core.Scheduling;
 
 /// <summary>
 /// The scheduler's view of the fleet: per-node capacity, holds and allocations in structure-of-arrays
-/// form, with the indexes placement uses (free-CPU buckets per region and GPU model, tag bit sets).
+/// form, with the indexes placement uses (free-capacity buckets per region and GPU model, tag bit sets).
 /// The registry (or a host) keeps it in sync with <see cref="Upsert"/>, <see cref="SetCapacity"/>,
 /// <see cref="SetOnline"/> and <see cref="Remove"/>. Thread-safe: one short lock guards every change,
 /// so concurrent placements never double-book a node.
@@ -313,7 +313,7 @@ public sealed partial class NodeInventory
 
     internal int TagCount(int tagId) => _tagSets[tagId].Count();
 
-    /// <summary>Moves a node to the bucket of its current free CPU, if that changed.</summary>
+    /// <summary>Moves a node to the bucket of its current free CPU and memory, if that changed.</summary>
     internal void Reposition(int slot)
     {
         var old = BucketOf[slot];
@@ -322,7 +322,7 @@ public sealed partial class NodeInventory
             return;
         }
 
-        var b = CandidateLists.Bucket(FreeCpu[slot]);
+        var b = CandidateLists.Bucket(CandidateLists.OrderKey(FreeCpu[slot], FreeMem[slot]));
         if (b != old)
         {
             Unindex(slot);
@@ -412,7 +412,7 @@ public sealed partial class NodeInventory
             return;
         }
 
-        var b = CandidateLists.Bucket(FreeCpu[slot]);
+        var b = CandidateLists.Bucket(CandidateLists.OrderKey(FreeCpu[slot], FreeMem[slot]));
         BucketOf[slot] = b;
         var sub = NodeAttributes.SubKey(a);
         All.Link(slot, sub, b);

@@ -18,7 +18,7 @@ public sealed class SchedulerOptions
     public double ReputationWeight { get; set; }
 
     /// <summary>
-    /// How many feasible candidates, taken in bin-pack or spread order from the free-CPU index, are scored
+    /// How many feasible candidates, taken in bin-pack or spread order from the free-capacity index, are scored
     /// before the best is chosen (1-4096). Default 8. Feasibility is always exact; this bounds only how far
     /// price and reputation weights can reorder the packing order.
     /// </summary>

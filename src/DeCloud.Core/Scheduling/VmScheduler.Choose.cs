@@ -142,7 +142,7 @@ public sealed partial class VmScheduler
 
         var limit = _options.CandidatesToScore;
         var n = 0;
-        var start = CandidateLists.Bucket(q.Cpu);
+        var start = CandidateLists.Bucket(CandidateLists.OrderKey(q.Cpu, q.Mem));
         var binPack = q.Strategy == PlacementStrategy.BinPack;
         var b = binPack ? start : CandidateLists.BucketCount - 1;
         while (true)

@@ -329,6 +329,10 @@ public sealed class VmSchedulerTests
             QualityTier = r.QualityTier,
             Region = r.Region,
             RequiredTags = r.RequiredTags,
+            Architecture = CpuArchitecture.X86_64,
+            MaxHourlyPriceMicroUsdc = 10_000_000,
+            MinUptimeBasisPoints = 8_000,
+            BandwidthTier = BandwidthTier.Basic,
         }).ToArray();
         var live = new ReservationId[256];
 
@@ -344,7 +348,7 @@ public sealed class VmSchedulerTests
 
         Loop(5_000);
         var before = GC.GetAllocatedBytesForCurrentThread();
-        Loop(20_000);
+        Loop(200_000);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
