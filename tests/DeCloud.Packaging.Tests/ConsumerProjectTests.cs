@@ -67,7 +67,7 @@ public sealed class ConsumerProjectTests
                 """);
             var probes = string.Join("\n", Libraries.Select(l =>
                 $"Console.WriteLine(System.Reflection.Assembly.Load(\"{l}\").GetName().Name);"));
-            await File.WriteAllTextAsync(Path.Combine(consumer, "Program.cs"), ConsumerProgram.Source + "\n" + probes + "\n");
+            await File.WriteAllTextAsync(Path.Combine(consumer, "Program.cs"), ConsumerProgram.Source + "\n" + probes + "\nreturn 0;\n");
 
             // The consumer lives outside the repository: none of our Directory.*.props apply.
             var build = await ProcessRunner.RunAsync("dotnet", ["build", consumer, "-c", "Release"], TimeSpan.FromMinutes(10),
