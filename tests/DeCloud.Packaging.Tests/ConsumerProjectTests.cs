@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using System.Runtime.CompilerServices;
 using DeCloud.Testing;
 
 namespace DeCloud.Packaging.Tests;
@@ -12,7 +11,7 @@ public sealed class ConsumerProjectTests
     [Fact]
     public async Task Pack_EveryLibrary_ConsumerBuildsAgainstLocalPackages()
     {
-        var repo = FindRepoRoot();
+        var repo = RepoPaths.Root;
         var work = Directory.CreateTempSubdirectory("decloud-pack-");
         try
         {
@@ -120,16 +119,5 @@ public sealed class ConsumerProjectTests
 
             CopyTree(dir, Path.Combine(to, name));
         }
-    }
-
-    private static string FindRepoRoot([CallerFilePath] string here = "")
-    {
-        var dir = new DirectoryInfo(Path.GetDirectoryName(here)!);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "global.json")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("repository root (global.json) not found");
     }
 }

@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using PublicApiGenerator;
 using Xunit;
 
@@ -7,13 +6,13 @@ namespace DeCloud.Testing;
 
 /// <summary>
 /// Locks a package's public surface: the generated API text must equal the committed
-/// <c>&lt;Assembly&gt;.approved.txt</c> next to the calling test. On a difference the new text is
+/// <c>tests/&lt;Assembly&gt;.Tests/&lt;Assembly&gt;.approved.txt</c>. On a difference the new text is
 /// written to <c>.received.txt</c> beside it; set <c>DECLOUD_APPROVE=1</c> to accept it.
 /// </summary>
 public static class ApiApproval
 {
     /// <summary>Compares the public API of <paramref name="assembly"/> with its approved file.</summary>
-    public static void Verify(Assembly assembly, [CallerFilePath] string callerFile = "")
+    public static void Verify(Assembly assembly)
     {
         ArgumentNullException.ThrowIfNull(assembly);
         var api = assembly.GeneratePublicApi(new ApiGeneratorOptions
@@ -25,8 +24,8 @@ public static class ApiApproval
             ],
         }).ReplaceLineEndings("\n");
 
-        var dir = Path.GetDirectoryName(callerFile)!;
         var name = assembly.GetName().Name;
+        var dir = Path.Combine(RepoPaths.Root, "tests", name + ".Tests");
         var approvedPath = Path.Combine(dir, $"{name}.approved.txt");
         var receivedPath = Path.Combine(dir, $"{name}.received.txt");
 
