@@ -1,3 +1,4 @@
+using System.Net;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator.Agents;
 using DeCloud.Orchestrator.Api;
@@ -94,26 +95,84 @@ public static class OrchestratorServiceCollectionExtensions
     }
 }
 
+/// <summary>The addresses a started orchestrator listens on.</summary>
+/// <param name="Api">The HTTP JSON API (HTTP/1.1).</param>
+/// <param name="Agents">The agents' gRPC endpoint (cleartext HTTP/2).</param>
+public sealed record OrchestratorAddresses(Uri Api, Uri Agents);
+
 /// <summary>Builds the reference orchestrator as a web application.</summary>
 public static class OrchestratorApplication
 {
     /// <summary>
     /// Creates the orchestrator from <paramref name="args"/> (ASP.NET Core configuration: appsettings.json,
-    /// <c>DECLOUD_</c> environment variables, <c>--Orchestrator:DataDirectory=...</c>, <c>--urls</c>).
-    /// One Kestrel endpoint serves HTTP/1.1 (the API) and cleartext HTTP/2 (agents' gRPC).
+    /// <c>DECLOUD_</c> environment variables, <c>--Orchestrator:ApiUrl=...</c>). Two Kestrel endpoints: the API
+    /// on <see cref="OrchestratorOptions.ApiUrl"/> (HTTP/1.1) and agents' gRPC on <see cref="OrchestratorOptions.AgentUrl"/>
+    /// (cleartext HTTP/2, which cannot share a port with HTTP/1.1 without TLS).
     /// </summary>
     public static WebApplication Create(string[] args, Action<OrchestratorOptions>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
         builder.Configuration.AddEnvironmentVariables("DECLOUD_");
-        builder.Services.Configure<OrchestratorOptions>(builder.Configuration.GetSection(OrchestratorOptions.SectionName));
-        builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http1AndHttp2));
+        var section = builder.Configuration.GetSection(OrchestratorOptions.SectionName);
+        builder.Services.Configure<OrchestratorOptions>(section);
+        var bound = new OrchestratorOptions();
+        section.Bind(bound);
+        configure?.Invoke(bound);
+        var errors = bound.Validate();
+        if (errors.Count > 0)
+        {
+            throw new OptionsValidationException(OrchestratorOptions.SectionName, typeof(OrchestratorOptions), errors);
+        }
+
+        var listeners = new Listeners();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(EndPoint(bound.ApiUrl), o =>
+            {
+                o.Protocols = HttpProtocols.Http1;
+                listeners.Api = o;
+            });
+            k.Listen(EndPoint(bound.AgentUrl), o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                listeners.Agents = o;
+            });
+        });
+        builder.Services.AddSingleton(listeners);
         builder.Services.AddDeCloudOrchestrator(configure);
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapDeCloudOrchestrator();
         return app;
+    }
+
+    /// <summary>The bound addresses of an orchestrator created by <see cref="Create"/> (after it started).</summary>
+    public static OrchestratorAddresses Addresses(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var l = app.Services.GetRequiredService<Listeners>();
+        return new OrchestratorAddresses(Url(l.Api!.IPEndPoint!), Url(l.Agents!.IPEndPoint!));
+    }
+
+    private static Uri Url(IPEndPoint ep) =>
+        new(ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"http://[{ep.Address}]:{ep.Port}/" : $"http://{ep.Address}:{ep.Port}/");
+
+    private static IPEndPoint EndPoint(string url)
+    {
+        var u = new Uri(url);
+        var address = u.Host is "localhost" ? IPAddress.Loopback
+            : u.Host is "*" or "+" or "0.0.0.0" ? IPAddress.Any
+            : IPAddress.TryParse(u.Host.Trim('[', ']'), out var ip) ? ip
+            : throw new OptionsValidationException(OrchestratorOptions.SectionName, typeof(OrchestratorOptions), [$"'{url}': the host must be an IP address, localhost or *."]);
+        return new IPEndPoint(address, u.Port);
+    }
+
+    private sealed class Listeners
+    {
+        public ListenOptions? Api { get; set; }
+
+        public ListenOptions? Agents { get; set; }
     }
 }
 

@@ -9,6 +9,12 @@ public sealed class OrchestratorOptions
     /// <summary>The configuration section name.</summary>
     public const string SectionName = "Orchestrator";
 
+    /// <summary>Where the HTTP JSON API listens (HTTP/1.1). Port 0 picks a free port. Default <c>http://127.0.0.1:5080</c>.</summary>
+    public string ApiUrl { get; set; } = "http://127.0.0.1:5080";
+
+    /// <summary>Where agents' gRPC streams connect (cleartext HTTP/2). Port 0 picks a free port. Default <c>http://127.0.0.1:5081</c>.</summary>
+    public string AgentUrl { get; set; } = "http://127.0.0.1:5081";
+
     /// <summary>Folder for the SQLite database (<c>orchestrator.db</c>). Created if missing.</summary>
     public string DataDirectory { get; set; } = "data";
 
@@ -40,6 +46,14 @@ public sealed class OrchestratorOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
+        foreach (var (name, value) in new[] { (nameof(ApiUrl), ApiUrl), (nameof(AgentUrl), AgentUrl) })
+        {
+            if (!Uri.TryCreate(value, UriKind.Absolute, out var u) || u.Scheme != "http" || u.Port < 0)
+            {
+                errors.Add($"{name} '{value}' must be an http URL with a port, e.g. http://127.0.0.1:5080.");
+            }
+        }
+
         if (string.IsNullOrWhiteSpace(DataDirectory))
         {
             errors.Add($"{nameof(DataDirectory)} must name a folder for the SQLite database.");

@@ -74,7 +74,7 @@ internal sealed class AgentWorker(
             {
                 reason = ex.Message;
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is OperationCanceledException or RpcException && stoppingToken.IsCancellationRequested)
             {
                 break;
             }

@@ -23,7 +23,7 @@ internal static class CliApp
 
         try
         {
-            return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+            return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
         }
         catch (CliException ex)
         {

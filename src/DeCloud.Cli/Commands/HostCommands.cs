@@ -11,24 +11,25 @@ internal static class HostCommands
 {
     public static Command Orchestrator(CliOutput output)
     {
-        var urls = new Option<string>("--urls") { Description = "Where to listen (HTTP/1.1 API and HTTP/2 gRPC on one port); port 0 picks a free one.", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var api = new Option<string>("--api-url") { Description = "Where the HTTP API listens; port 0 picks a free one.", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var agents = new Option<string>("--agent-url") { Description = "Where agents' gRPC streams connect (HTTP/2); port 0 picks a free one.", DefaultValueFactory = _ => "http://127.0.0.1:5081" };
         var data = new Option<string>("--data") { Description = "Folder of the SQLite database.", DefaultValueFactory = _ => "decloud-orchestrator" };
         var cmd = new Command("orchestrator", "Run the orchestrator. Extra --Orchestrator:Key=Value settings are passed to its configuration.")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
-        cmd.Options.Add(urls);
+        cmd.Options.Add(api);
+        cmd.Options.Add(agents);
         cmd.Options.Add(data);
         cmd.SetAction(async (parse, ct) =>
         {
-            string[] args = ["--urls=" + parse.GetValue(urls), "--Orchestrator:DataDirectory=" + parse.GetValue(data), .. parse.UnmatchedTokens];
+            string[] args = ["--Orchestrator:ApiUrl=" + parse.GetValue(api), "--Orchestrator:AgentUrl=" + parse.GetValue(agents), "--Orchestrator:DataDirectory=" + parse.GetValue(data), .. parse.UnmatchedTokens];
             var app = OrchestratorApplication.Create(args);
             await using var appScope = app.ConfigureAwait(false);
             await app.StartAsync(ct).ConfigureAwait(false);
-            foreach (var url in app.Urls)
-            {
-                await output.Out.WriteLineAsync("decloud orchestrator listening on " + url).ConfigureAwait(false);
-            }
+            var addresses = OrchestratorApplication.Addresses(app);
+            await output.Out.WriteLineAsync("decloud orchestrator api " + addresses.Api).ConfigureAwait(false);
+            await output.Out.WriteLineAsync("decloud orchestrator agents " + addresses.Agents).ConfigureAwait(false);
 
             await output.Out.FlushAsync(ct).ConfigureAwait(false);
             await app.WaitForShutdownAsync(ct).ConfigureAwait(false);

@@ -33,17 +33,18 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
 
         // 1. Orchestrator on a free loopback port.
         _orchestrator = OrchestratorApplication.Create(
-            ["--urls=http://127.0.0.1:0", "--Orchestrator:DataDirectory=" + Path.Combine(_dir, "orchestrator"),
+            ["--Orchestrator:ApiUrl=http://127.0.0.1:0", "--Orchestrator:AgentUrl=http://127.0.0.1:0", "--Orchestrator:DataDirectory=" + Path.Combine(_dir, "orchestrator"),
              "--Orchestrator:HeartbeatInterval=00:00:00.500", "--Logging:LogLevel:Default=Warning"]);
         await _orchestrator.StartAsync(ct).ConfigureAwait(false);
-        var url = new Uri(_orchestrator.Urls.First());
-        await Step($"orchestrator listening on {url} (SQLite {Path.Combine(_dir, "orchestrator", "orchestrator.db")})").ConfigureAwait(false);
+        var addresses = OrchestratorApplication.Addresses(_orchestrator);
+        var url = addresses.Api;
+        await Step($"orchestrator: API on {url}, agent gRPC on {addresses.Agents} (SQLite {Path.Combine(_dir, "orchestrator", "orchestrator.db")})").ConfigureAwait(false);
 
         // 2. Two agents: a public node (also the relay) and a node behind NAT that only dials out.
         var publicKey = WalletKey.Generate();
         var natKey = WalletKey.Generate();
-        StartAgent("public", publicKey, url, behindNat: false);
-        StartAgent("nat", natKey, url, behindNat: true);
+        StartAgent("public", publicKey, addresses.Agents, behindNat: false);
+        StartAgent("nat", natKey, addresses.Agents, behindNat: true);
         using var anonymous = new OrchestratorClient(url, null);
         var nodes = await WaitAsync(async () =>
         {
@@ -62,10 +63,10 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         using var client = new OrchestratorClient(url, session.Token);
 
         // 4. Two VMs through the HTTP API: one auto-placed, one on the NAT'd node.
-        var auto = await client.CreateVmAsync(new { name = "web", computePoints = 1, memoryMiB = 256, storageGiB = 1 }, ct).ConfigureAwait(false);
+        var auto = await client.CreateVmAsync(new { name = "web", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable" }, ct).ConfigureAwait(false);
         auto = await UserCommands.WaitForStateAsync(client, new CliOutput(TextWriter.Null, TextWriter.Null), auto.Id, "Running", TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
         await Step($"VM {auto.Name} ({auto.Id}) auto-placed on node {Table.Short(auto.NodeId)}: {auto.State}").ConfigureAwait(false);
-        var pinned = await client.CreateVmAsync(new { name = "backend", computePoints = 1, memoryMiB = 256, storageGiB = 1, nodeId = natNode.Id }, ct).ConfigureAwait(false);
+        var pinned = await client.CreateVmAsync(new { name = "backend", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId = natNode.Id }, ct).ConfigureAwait(false);
         pinned = await UserCommands.WaitForStateAsync(client, new CliOutput(TextWriter.Null, TextWriter.Null), pinned.Id, "Running", TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
         await Step($"VM {pinned.Name} ({pinned.Id}) placed on the chosen NAT'd node {Table.Short(pinned.NodeId)}: {pinned.State}").ConfigureAwait(false);
         if (auto.State != "Running" || pinned.State != "Running")
