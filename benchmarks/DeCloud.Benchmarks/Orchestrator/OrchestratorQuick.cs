@@ -176,8 +176,9 @@ public sealed class OrchestratorQuick : IQuickArea
                     await SendAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = ++_seq, Used = new Capacity() } }, ct);
                 }
             }
-            catch (OperationCanceledException)
+            catch (Exception ex) when (ex is OperationCanceledException or RpcException)
             {
+                // The 3 s window ended in the middle of a write.
             }
         }
 

@@ -49,10 +49,35 @@ internal sealed class OrchestratorStore
     private readonly SqliteDatabase _db;
     private readonly Lock _write = new();
 
+    // An in-memory mirror of the nodes and of what live VMs hold on each, kept in step with every write
+    // (under _write), so placement and node queries never scan SQLite.
+    private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Allocation> _allocations = new(StringComparer.Ordinal);
+
     public OrchestratorStore(SqliteDatabase db)
     {
         _db = db;
         _db.Migrate("orchestrator", Migrations);
+        foreach (var n in LoadNodes(null))
+        {
+            _nodes[n.Id.Value] = n;
+        }
+
+        using var c = _db.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT node_id, cp, mem, storage, gpus, quality FROM vms WHERE state NOT IN ('Deleted','Failed');";
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            Add(r.GetString(0), Allocation.Of(r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.GetInt32(4), r.GetString(5)), 1);
+        }
+    }
+
+    /// <summary>What live VMs hold on a node: CPU in exact twelfths of a point (per quality tier), memory, storage, GPUs.</summary>
+    internal readonly record struct Allocation(long CpuTwelfths, long MemoryMiB, long StorageGiB, int Gpus)
+    {
+        public static Allocation Of(int points, long memoryMiB, long storageGiB, int gpus, string quality) =>
+            new((long)points * QualityTiers.TwelfthsPerPoint(Enum.Parse<QualityTier>(quality)), memoryMiB, storageGiB, gpus);
     }
 
     // ------------------------------------------------------------------ nodes
@@ -89,6 +114,7 @@ internal sealed class OrchestratorStore
             cmd.Parameters.AddWithValue("$gm", (object?)n.Capacity.GpuModel ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$now", n.LastSeen.ToUnixTimeMilliseconds());
             cmd.ExecuteNonQuery();
+            _nodes[n.Id.Value] = LoadNodes(n.Id).Single();
         }
     }
 
@@ -137,6 +163,10 @@ internal sealed class OrchestratorStore
             }
 
             tx.Commit();
+            if (_nodes.TryGetValue(node.Value, out var known))
+            {
+                _nodes[node.Value] = known with { LastSeen = now, Online = true, Used = used };
+            }
         }
     }
 
@@ -156,6 +186,11 @@ internal sealed class OrchestratorStore
                 ids.Add(NodeId.Parse(r.GetString(0)));
             }
 
+            foreach (var id in ids)
+            {
+                SetOnline(id.Value, false);
+            }
+
             return ids;
         }
     }
@@ -170,6 +205,7 @@ internal sealed class OrchestratorStore
             cmd.CommandText = "UPDATE nodes SET online=0 WHERE id=$id;";
             cmd.Parameters.AddWithValue("$id", node.Value);
             cmd.ExecuteNonQuery();
+            SetOnline(node.Value, false);
         }
     }
 
@@ -182,6 +218,10 @@ internal sealed class OrchestratorStore
             using var cmd = c.CreateCommand();
             cmd.CommandText = "UPDATE nodes SET online=0;";
             cmd.ExecuteNonQuery();
+            foreach (var id in _nodes.Keys.ToList())
+            {
+                SetOnline(id, false);
+            }
         }
     }
 
@@ -196,51 +236,39 @@ internal sealed class OrchestratorStore
             cmd.Parameters.AddWithValue("$id", node.Value);
             cmd.Parameters.AddWithValue("$r", relay is { } r ? r.Value : DBNull.Value);
             cmd.ExecuteNonQuery();
+            if (_nodes.TryGetValue(node.Value, out var known))
+            {
+                _nodes[node.Value] = known with { RelayNodeId = relay?.Value };
+            }
         }
     }
 
     public NodeRecord? GetNode(NodeId id)
     {
-        using var c = _db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = NodeSelect + " WHERE id=$id;";
-        cmd.Parameters.AddWithValue("$id", id.Value);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? ReadNode(r) : null;
+        lock (_write)
+        {
+            return _nodes.GetValueOrDefault(id.Value);
+        }
     }
 
+    /// <summary>Every node, ordered by id (from memory).</summary>
     public IReadOnlyList<NodeRecord> ListNodes()
     {
-        using var c = _db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = NodeSelect + " ORDER BY id;";
-        using var r = cmd.ExecuteReader();
-        var list = new List<NodeRecord>();
-        while (r.Read())
+        lock (_write)
         {
-            list.Add(ReadNode(r));
+            var list = new List<NodeRecord>(_nodes.Values);
+            list.Sort((a, b) => string.CompareOrdinal(a.Id.Value, b.Id.Value));
+            return list;
         }
-
-        return list;
     }
 
-    /// <summary>The resources allocated to live VMs on each node, in exact CPU twelfths per quality tier.</summary>
-    public IReadOnlyDictionary<string, (long CpuTwelfths, long MemoryMiB, long StorageGiB, int Gpus)> Allocations()
+    /// <summary>What live VMs hold on each node (from memory).</summary>
+    public IReadOnlyDictionary<string, Allocation> Allocations()
     {
-        using var c = _db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT node_id, cp, mem, storage, gpus, quality FROM vms WHERE state NOT IN ('Deleted','Failed');";
-        using var r = cmd.ExecuteReader();
-        var map = new Dictionary<string, (long, long, long, int)>(StringComparer.Ordinal);
-        while (r.Read())
+        lock (_write)
         {
-            var node = r.GetString(0);
-            var twelfths = r.GetInt64(1) * QualityTiers.TwelfthsPerPoint(Enum.Parse<QualityTier>(r.GetString(5)));
-            map.TryGetValue(node, out var a);
-            map[node] = (a.Item1 + twelfths, a.Item2 + r.GetInt64(2), a.Item3 + r.GetInt64(3), a.Item4 + r.GetInt32(4));
+            return new Dictionary<string, Allocation>(_allocations, StringComparer.Ordinal);
         }
-
-        return map;
     }
 
     // ------------------------------------------------------------------ VMs and commands
@@ -280,6 +308,7 @@ internal sealed class OrchestratorStore
 
             var command = InsertCommand(c, tx, vm.NodeId, vm.Id, makeCommand, vm.CreatedAt);
             tx.Commit();
+            Add(vm.NodeId.Value, Allocation.Of(vm.Resources.ComputePoints, vm.Resources.MemoryMiB, vm.Resources.StorageGiB, vm.Resources.Gpus, vm.QualityTier.ToString()), 1);
             return command;
         }
     }
@@ -331,6 +360,7 @@ internal sealed class OrchestratorStore
             string kind;
             string? vmText;
             string status;
+            (string Node, Allocation Allocation)? freed = null;
             using (var find = c.CreateCommand())
             {
                 find.Transaction = tx;
@@ -376,13 +406,14 @@ internal sealed class OrchestratorStore
             {
                 var ok = ack.Status == AckStatus.Succeeded;
                 var failed = ack.Status is AckStatus.Failed or AckStatus.Rejected;
+                var released = false;
                 switch (kind)
                 {
                     case nameof(Command.KindOneofCase.CreateVm) when ok:
                         Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Running, null, now);
                         break;
                     case nameof(Command.KindOneofCase.CreateVm) when failed:
-                        Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Failed, ack.Error, now);
+                        released = Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Failed, ack.Error, now);
                         break;
                     case nameof(Command.KindOneofCase.StartVm) when ok:
                         Transition(c, tx, vm, [VmStates.Starting], VmStates.Running, null, now);
@@ -391,7 +422,7 @@ internal sealed class OrchestratorStore
                         Transition(c, tx, vm, [VmStates.Stopping], VmStates.Stopped, null, now);
                         break;
                     case nameof(Command.KindOneofCase.DeleteVm) when ok:
-                        Transition(c, tx, vm, [VmStates.Deleting], VmStates.Deleted, null, now);
+                        released = Transition(c, tx, vm, [VmStates.Deleting], VmStates.Deleted, null, now);
                         break;
                     case nameof(Command.KindOneofCase.StartVm) or nameof(Command.KindOneofCase.StopVm) or nameof(Command.KindOneofCase.DeleteVm) when failed:
                         SetError(c, tx, vm, ack.Error, now);
@@ -402,9 +433,27 @@ internal sealed class OrchestratorStore
                     default:
                         break;
                 }
+
+                if (released)
+                {
+                    using var q = c.CreateCommand();
+                    q.Transaction = tx;
+                    q.CommandText = "SELECT node_id, cp, mem, storage, gpus, quality FROM vms WHERE id=$id;";
+                    q.Parameters.AddWithValue("$id", vm.ToString());
+                    using var r = q.ExecuteReader();
+                    if (r.Read())
+                    {
+                        freed = (r.GetString(0), Allocation.Of(r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.GetInt32(4), r.GetString(5)));
+                    }
+                }
             }
 
             tx.Commit();
+            if (freed is { } f)
+            {
+                Add(f.Node, f.Allocation, -1);
+            }
+
             return true;
         }
     }
@@ -604,6 +653,41 @@ internal sealed class OrchestratorStore
     private const string VmSelect = """
         SELECT id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at FROM vms
         """;
+
+    private void SetOnline(string id, bool online)
+    {
+        if (_nodes.TryGetValue(id, out var n))
+        {
+            _nodes[id] = n with { Online = online };
+        }
+    }
+
+    private void Add(string node, Allocation a, int sign)
+    {
+        _allocations.TryGetValue(node, out var cur);
+        _allocations[node] = new Allocation(cur.CpuTwelfths + (sign * a.CpuTwelfths), cur.MemoryMiB + (sign * a.MemoryMiB),
+            cur.StorageGiB + (sign * a.StorageGiB), cur.Gpus + (sign * a.Gpus));
+    }
+
+    private List<NodeRecord> LoadNodes(NodeId? only)
+    {
+        using var c = _db.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = NodeSelect + (only is null ? ";" : " WHERE id=$id;");
+        if (only is { } id)
+        {
+            cmd.Parameters.AddWithValue("$id", id.Value);
+        }
+
+        using var r = cmd.ExecuteReader();
+        var list = new List<NodeRecord>();
+        while (r.Read())
+        {
+            list.Add(ReadNode(r));
+        }
+
+        return list;
+    }
 
     private static NodeRecord ReadNode(SqliteDataReader r) => new(
         NodeId.Parse(r.GetString(0)),

@@ -151,6 +151,7 @@ internal sealed class VmService(
             }
 
             allocations.TryGetValue(n.Id.Value, out var a);
+
             var freeTwelfths = (long)n.Capacity.ComputePoints * QualityTiers.TwelfthsPerNodePoint - a.CpuTwelfths;
             if (freeTwelfths < needTwelfths
                 || n.Capacity.MemoryMiB - a.MemoryMiB < request.Resources.MemoryMiB
