@@ -1,0 +1,457 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using DeCloud.Relay.Diagnostics;
+using DeCloud.Relay.Ports;
+using DeCloud.Relay.Protocol;
+using DeCloud.Relay.Server;
+using DeCloud.Relay.Storage;
+using DeCloud.Relay.Tunnel;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Log = DeCloud.Relay.Server.Log;
+
+namespace DeCloud.Relay;
+
+/// <summary>
+/// The relay, on a host with a public address: accepts tunnels from nodes, authenticates them, holds
+/// their public ports (durably, in SQLite) and forwards public TCP connections and UDP flows through
+/// the tunnels. Usable without DI: <c>await using var relay = new RelayServer(options, authenticator);</c>.
+/// </summary>
+public sealed class RelayServer : IAsyncDisposable
+{
+    private readonly RelayServerOptions _options;
+    private readonly IRelayAuthenticator _authenticator;
+    private readonly ILogger _logger;
+    private readonly ILogger _tunnelLogger;
+    private readonly TimeProvider _timeProvider;
+    private readonly ConcurrentDictionary<(string NodeId, string Name), PublishedMapping> _published = new();
+    private readonly ConcurrentDictionary<string, ServerSession> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Task, bool> _tunnelTasks = new();
+    private readonly SemaphoreSlim _mapLock = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TunnelSettings _settings;
+    private PortAllocator? _allocator;
+    private MappingStore? _store;
+    private Socket? _listener;
+    private Task? _acceptLoop;
+    private int _state;
+
+    /// <summary>Creates a relay; call <see cref="StartAsync"/> to listen.</summary>
+    public RelayServer(RelayServerOptions options, IRelayAuthenticator authenticator, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(authenticator);
+        _options = options;
+        _authenticator = authenticator;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RelayServer>();
+        _tunnelLogger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("DeCloud.Relay.Tunnel");
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _settings = new TunnelSettings
+        {
+            InitialWindow = options.InitialStreamWindow,
+            MaxWindow = options.MaxStreamWindow,
+            MaxStreams = options.MaxStreamsPerTunnel,
+            KeepAliveInterval = options.KeepAliveInterval,
+            KeepAliveTimeout = options.KeepAliveTimeout,
+        };
+    }
+
+    /// <summary>The bound control endpoint (with the real port when 0 was configured), once started.</summary>
+    public IPEndPoint? ControlEndPoint { get; private set; }
+
+    /// <summary>Ids of the nodes connected now.</summary>
+    public IReadOnlyCollection<string> ConnectedNodes => _sessions.Keys.ToArray();
+
+    /// <summary>Opens the database, reconciles stored mappings (re-binding their ports), and starts accepting tunnels.</summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+        {
+            throw new InvalidOperationException("The relay server was already started.");
+        }
+
+        _options.Validate();
+        _allocator = new PortAllocator(_options.PortRangeStart, _options.PortRangeEnd, _options.ExcludedPorts, _options.MaxPortsPerNode);
+        _store = new MappingStore(_options.DatabasePath);
+        Reconcile();
+        var listener = new Socket(_options.ControlEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(_options.ControlEndPoint);
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        _listener = listener;
+        ControlEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        _acceptLoop = Task.Run(AcceptLoopAsync, CancellationToken.None);
+        Log.Started(_logger, ControlEndPoint, _options.Certificate is not null, _options.PortRangeStart, _options.PortRangeEnd);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The mappings the relay holds, optionally for one node.</summary>
+    public IReadOnlyList<RelayMapping> GetMappings(string? nodeId = null) =>
+        _published.Values
+            .Select(p => p.Record)
+            .Where(r => nodeId is null || r.NodeId == nodeId)
+            .OrderBy(r => r.PublicPort)
+            .Select(r => new RelayMapping(r.Name, r.Protocol, PublicHost, r.PublicPort, r.TargetHost, r.TargetPort))
+            .ToList();
+
+    /// <summary>Removes a node's mapping at run time and releases its port; false when there was none.</summary>
+    public Task<bool> RemoveMappingAsync(string nodeId, string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(nodeId);
+        ArgumentNullException.ThrowIfNull(name);
+        return UnmapAsync(nodeId, name, cancellationToken);
+    }
+
+    /// <summary>Stops gracefully: tells every node to reconnect after <see cref="RelayServerOptions.GoAwayReconnectDelay"/>, then closes. Mappings stay stored.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _state, 2) != 1)
+        {
+            return;
+        }
+
+        _listener?.Dispose();
+        var sessions = _sessions.Values.ToList();
+        Log.GoingAway(_logger, sessions.Count, _options.GoAwayReconnectDelay);
+        var goAway = new GoAwayMessage((uint)_options.GoAwayReconnectDelay.TotalMilliseconds, "relay shutting down").Encode();
+        foreach (var session in sessions)
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(2), _timeProvider);
+                await session.Tunnel.SendAsync(FrameType.GoAway, 0, goAway, bound.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RelayException or OperationCanceledException)
+            {
+            }
+        }
+
+        _stopping.Cancel();
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop.ConfigureAwait(false);
+        }
+
+        await Task.WhenAll(_tunnelTasks.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var mapping in _published.Values)
+        {
+            await mapping.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _published.Clear();
+        _store?.Dispose();
+    }
+
+    /// <summary>Stops (see <see cref="StopAsync"/>) and releases everything.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref _state) == 1)
+        {
+            await StopAsync().ConfigureAwait(false);
+        }
+
+        Interlocked.Exchange(ref _state, 2);
+        _listener?.Dispose();
+        _stopping.Dispose();
+        _mapLock.Dispose();
+    }
+
+    internal string PublicHost => _options.PublicHost ?? (_options.PublicAddress.Equals(IPAddress.Any) ? "0.0.0.0" : _options.PublicAddress.ToString());
+
+    internal PortAllocator Allocator => _allocator ?? throw new InvalidOperationException("The relay server is not started.");
+
+    internal async Task<MapResultMessage> MapAsync(ServerSession session, MapRequestMessage request)
+    {
+        var fail = (string reason) =>
+        {
+            Log.MapRefused(_logger, session.NodeId, request.Name, reason);
+            RelayMetrics.Error("map_refused");
+            return new MapResultMessage(request.RequestId, false, 0, 0, reason);
+        };
+        if (request.Name.Length is 0 or > 200 || request.TargetHost.Length is 0 or > 255 || request.TargetPort == 0)
+        {
+            return fail("invalid request: name and target host must be non-empty and the target port non-zero");
+        }
+
+        await _mapLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var key = (session.NodeId, request.Name);
+            var record = new StoredMapping(session.NodeId, request.Name, request.Protocol, 0, request.TargetHost, request.TargetPort,
+                request.ProxyProtocol, request.BandwidthLimit, _timeProvider.GetUtcNow());
+            if (_published.TryGetValue(key, out var existing))
+            {
+                if (existing.Record.Protocol == request.Protocol)
+                {
+                    var updated = record with { PublicPort = existing.Record.PublicPort };
+                    if (existing.TryBind() == SocketError.Success)
+                    {
+                        if (updated with { UpdatedAt = default } != existing.Record with { UpdatedAt = default })
+                        {
+                            _store!.Upsert(updated);
+                            existing.Record = updated;
+                        }
+
+                        var id = session.Attach(existing);
+                        return new MapResultMessage(request.RequestId, true, id, (ushort)existing.Record.PublicPort, string.Empty);
+                    }
+
+                    Log.BindFailed(_logger, existing.Record.PublicPort, existing.Record.Protocol, "still in use by another process; choosing a new port");
+                    Allocator.MarkBusy(session.NodeId, existing.Record.Protocol, existing.Record.PublicPort);
+                }
+                else
+                {
+                    Allocator.Release(session.NodeId, existing.Record.Protocol, existing.Record.PublicPort);
+                }
+
+                _published.TryRemove(key, out _);
+                session.Forget(existing);
+                await existing.DisposeAsync().ConfigureAwait(false);
+            }
+
+            int preferred = request.PreferredPort;
+            for (var attempt = 0; attempt < 32; attempt++)
+            {
+                var status = Allocator.TryAllocate(session.NodeId, request.Protocol, preferred, out var port);
+                switch (status)
+                {
+                    case AllocationStatus.QuotaExceeded:
+                        _store!.Delete(session.NodeId, request.Name);
+                        return fail($"node quota of {Allocator.MaxPortsPerNode} ports reached");
+                    case AllocationStatus.RangeExhausted:
+                        _store!.Delete(session.NodeId, request.Name);
+                        return fail($"no free port left in {Allocator.First}-{Allocator.Last}");
+                }
+
+                var mapping = new PublishedMapping(record with { PublicPort = port }, _options, _timeProvider, _logger);
+                var bind = mapping.TryBind();
+                if (bind != SocketError.Success)
+                {
+                    Log.BindFailed(_logger, port, request.Protocol, bind.ToString());
+                    Allocator.MarkBusy(session.NodeId, request.Protocol, port);
+                    await mapping.DisposeAsync().ConfigureAwait(false);
+                    preferred = 0;
+                    continue;
+                }
+
+                try
+                {
+                    _store!.Upsert(mapping.Record);
+                }
+                catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+                {
+                    Allocator.Release(session.NodeId, request.Protocol, port);
+                    await mapping.DisposeAsync().ConfigureAwait(false);
+                    return fail("the relay could not store the mapping: " + ex.Message);
+                }
+
+                _published[key] = mapping;
+                var mappingId = session.Attach(mapping);
+                Log.Mapped(_logger, session.NodeId, request.Protocol, request.Name, port, $"{request.TargetHost}:{request.TargetPort}");
+                return new MapResultMessage(request.RequestId, true, mappingId, (ushort)port, string.Empty);
+            }
+
+            return fail("every port tried was in use by other processes");
+        }
+        finally
+        {
+            _mapLock.Release();
+        }
+    }
+
+    internal async Task<bool> UnmapAsync(string nodeId, string name, CancellationToken cancellationToken = default)
+    {
+        await _mapLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_published.TryGetValue((nodeId, name), out var mapping))
+            {
+                return false;
+            }
+
+            _store!.Delete(nodeId, name);
+            _published.TryRemove((nodeId, name), out _);
+            if (_sessions.TryGetValue(nodeId, out var session))
+            {
+                session.Forget(mapping);
+            }
+
+            await mapping.DisposeAsync().ConfigureAwait(false);
+            Allocator.Release(nodeId, mapping.Record.Protocol, mapping.Record.PublicPort);
+            Log.Unmapped(_logger, nodeId, name, mapping.Record.PublicPort);
+            return true;
+        }
+        finally
+        {
+            _mapLock.Release();
+        }
+    }
+
+    private void Reconcile()
+    {
+        var stored = _store!.LoadAll(out var invalid);
+        foreach (var (nodeId, name, problem) in invalid)
+        {
+            Log.StoredMappingDropped(_logger, nodeId, name, "invalid row: " + problem);
+            _store.Delete(nodeId, name);
+        }
+
+        var count = 0;
+        foreach (var record in stored)
+        {
+            var status = _allocator!.TryReserve(record.NodeId, record.Protocol, record.PublicPort);
+            if (status != AllocationStatus.Allocated)
+            {
+                Log.StoredMappingDropped(_logger, record.NodeId, record.Name,
+                    status == AllocationStatus.QuotaExceeded ? "over the node's quota" : $"port {record.PublicPort} is outside the range, excluded or held by another mapping");
+                _store.Delete(record.NodeId, record.Name);
+                continue;
+            }
+
+            var mapping = new PublishedMapping(record, _options, _timeProvider, _logger);
+            var bind = mapping.TryBind();
+            if (bind != SocketError.Success)
+            {
+                // Keep the reservation: the node gets this port back if it frees up, or a new one when it reconnects.
+                Log.BindFailed(_logger, record.PublicPort, record.Protocol, bind.ToString());
+            }
+
+            _published[(record.NodeId, record.Name)] = mapping;
+            count++;
+        }
+
+        Log.Reconciled(_logger, count);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener!.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                if (_stopping.IsCancellationRequested || ex is ObjectDisposedException)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            var task = Task.Run(() => RunTunnelAsync(socket));
+            _tunnelTasks[task] = true;
+            _ = task.ContinueWith(t => _tunnelTasks.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private async Task RunTunnelAsync(Socket socket)
+    {
+        var remote = socket.RemoteEndPoint as IPEndPoint;
+        socket.NoDelay = true;
+        Stream transport = new NetworkStream(socket, ownsSocket: true);
+        TunnelConnection? tunnel = null;
+        ServerSession? session = null;
+        try
+        {
+            using var handshake = new CancellationTokenSource(_options.HandshakeTimeout, _timeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(handshake.Token, _stopping.Token);
+            if (_options.Certificate is { } certificate)
+            {
+                var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
+                transport = ssl;
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, linked.Token).ConfigureAwait(false);
+            }
+
+            tunnel = new TunnelConnection(transport, _settings, isServer: true, _timeProvider, _tunnelLogger, remote?.ToString() ?? "?", socket);
+            var challenge = RandomNumberGenerator.GetBytes(32);
+            await tunnel.SendAsync(FrameType.Hello, 0, new HelloMessage(FrameHeader.CurrentVersion, challenge).Encode(), linked.Token).ConfigureAwait(false);
+            var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+            var auth = header.Type == FrameType.Auth ? AuthMessage.Decode(payload) : null;
+            if (auth is null || auth.NodeId.Length is 0 or > 200)
+            {
+                await RefuseAsync(tunnel, remote, WireError.ProtocolError, $"expected an Auth frame, got {header.Type}").ConfigureAwait(false);
+                return;
+            }
+
+            var decision = await _authenticator.AuthenticateAsync(new RelayAuthenticationContext(auth.NodeId, challenge, auth.Proof, remote), linked.Token).ConfigureAwait(false);
+            if (!decision.Succeeded)
+            {
+                RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "auth_failed"));
+                Log.TunnelRefused(_logger, remote, $"node '{auth.NodeId}': {decision.Reason}");
+                await tunnel.SendAsync(FrameType.AuthResult, 0, new AuthResultMessage(false, decision.Reason, 0, string.Empty).Encode(), linked.Token).ConfigureAwait(false);
+                return;
+            }
+
+            tunnel.Name = $"{auth.NodeId}@{remote}";
+            session = new ServerSession(this, tunnel, auth.NodeId, remote, _options.StreamOpenTimeout, _logger);
+            if (_sessions.TryGetValue(auth.NodeId, out var previous))
+            {
+                await previous.Tunnel.FailAsync(WireError.Replaced, "replaced by a new tunnel from the same node").ConfigureAwait(false);
+            }
+
+            _sessions[auth.NodeId] = session;
+            await tunnel.SendAsync(FrameType.AuthResult, 0, new AuthResultMessage(true, string.Empty, (uint)_options.KeepAliveInterval.TotalMilliseconds, PublicHost).Encode(), linked.Token).ConfigureAwait(false);
+            RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+            RelayMetrics.ActiveTunnels.Add(1);
+            Log.NodeConnected(_logger, auth.NodeId, remote);
+            try
+            {
+                var reason = await tunnel.RunAsync(session, _stopping.Token).ConfigureAwait(false);
+                Log.NodeDisconnected(_logger, auth.NodeId, reason);
+            }
+            finally
+            {
+                RelayMetrics.ActiveTunnels.Add(-1);
+            }
+        }
+        catch (RelayProtocolException ex) when (tunnel is not null)
+        {
+            await RefuseAsync(tunnel, remote, ex.Message.StartsWith("unsupported", StringComparison.Ordinal) ? WireError.UnsupportedVersion : WireError.ProtocolError, ex.Message).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or RelayException or System.Security.Authentication.AuthenticationException or SocketException or ObjectDisposedException)
+        {
+            RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));
+            Log.TunnelRefused(_logger, remote, ex is OperationCanceledException ? "handshake timed out" : ex.Message);
+        }
+        finally
+        {
+            if (session is not null)
+            {
+                session.DetachAll();
+                _sessions.TryRemove(new KeyValuePair<string, ServerSession>(session.NodeId, session));
+            }
+
+            if (tunnel is not null)
+            {
+                await tunnel.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await transport.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RefuseAsync(TunnelConnection tunnel, IPEndPoint? remote, WireError code, string reason)
+    {
+        RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));
+        Log.TunnelRefused(_logger, remote, reason);
+        await tunnel.FailAsync(code, reason, drain: true).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,201 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using DeCloud.Relay.Diagnostics;
+using DeCloud.Relay.Forwarding;
+using DeCloud.Relay.Protocol;
+using DeCloud.Relay.Tunnel;
+using Microsoft.Extensions.Logging;
+
+namespace DeCloud.Relay.Server;
+
+/// <summary>The relay's side of one authenticated tunnel: serves the node's mapping requests and forwards public traffic to it.</summary>
+internal sealed class ServerSession : ITunnelHandler
+{
+    private readonly RelayServer _server;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<uint, PublishedMapping> _mappings = new();
+    private readonly TimeSpan _streamOpenTimeout;
+    private int _nextMappingId;
+
+    public ServerSession(RelayServer server, TunnelConnection tunnel, string nodeId, IPEndPoint? remote, TimeSpan streamOpenTimeout, ILogger logger)
+    {
+        _server = server;
+        Tunnel = tunnel;
+        NodeId = nodeId;
+        Remote = remote;
+        _streamOpenTimeout = streamOpenTimeout;
+        _logger = logger;
+    }
+
+    public TunnelConnection Tunnel { get; }
+
+    public string NodeId { get; }
+
+    public IPEndPoint? Remote { get; }
+
+    public uint Attach(PublishedMapping mapping)
+    {
+        foreach (var (id, existing) in _mappings)
+        {
+            if (existing == mapping)
+            {
+                mapping.Attach(this, id);
+                return id;
+            }
+        }
+
+        var newId = (uint)Interlocked.Increment(ref _nextMappingId);
+        _mappings[newId] = mapping;
+        mapping.Attach(this, newId);
+        return newId;
+    }
+
+    public void Forget(PublishedMapping mapping)
+    {
+        foreach (var (id, existing) in _mappings)
+        {
+            if (existing == mapping)
+            {
+                _mappings.TryRemove(id, out _);
+            }
+        }
+    }
+
+    /// <summary>The tunnel closed: every mapping it served refuses public traffic until the node returns.</summary>
+    public void DetachAll()
+    {
+        foreach (var mapping in _mappings.Values)
+        {
+            mapping.Detach(this);
+        }
+
+        _mappings.Clear();
+    }
+
+    public async ValueTask OnControlAsync(FrameHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        switch (header.Type)
+        {
+            case FrameType.MapRequest when MapRequestMessage.Decode(payload.Span) is { } request:
+                var result = await _server.MapAsync(this, request).ConfigureAwait(false);
+                await Tunnel.SendAsync(FrameType.MapResult, 0, result.Encode(), cancellationToken).ConfigureAwait(false);
+                break;
+            case FrameType.Unmap when UnmapMessage.Decode(payload.Span) is { } unmap:
+                var removed = await _server.UnmapAsync(NodeId, unmap.Name, cancellationToken).ConfigureAwait(false);
+                await Tunnel.SendAsync(FrameType.MapResult, 0, new MapResultMessage(unmap.RequestId, removed, 0, 0, removed ? string.Empty : $"no mapping named '{unmap.Name}'").Encode(), cancellationToken).ConfigureAwait(false);
+                break;
+            case FrameType.ProbeRequest when ProbeRequestMessage.Decode(payload.Span) is { } probe:
+                _ = ProbeAsync(probe, cancellationToken);
+                break;
+            default:
+                Log.MalformedControl(_logger, NodeId, header.Type.ToString());
+                await Tunnel.FailAsync(WireError.ProtocolError, $"unexpected or malformed {header.Type} frame").ConfigureAwait(false);
+                break;
+        }
+    }
+
+    public void OnDatagram(FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        if (payload.Length < 4)
+        {
+            return;
+        }
+
+        Span<byte> prefix = stackalloc byte[4];
+        payload.Slice(0, 4).CopyTo(prefix);
+        if (!_mappings.TryGetValue(BinaryPrimitives.ReadUInt32BigEndian(prefix), out var mapping))
+        {
+            return;
+        }
+
+        if (header.Type == FrameType.UdpFlowClose)
+        {
+            mapping.CloseFlow(header.StreamId);
+            return;
+        }
+
+        var data = payload.Slice(4);
+        if (data.IsSingleSegment)
+        {
+            mapping.SendToClient(header.StreamId, data.FirstSpan);
+        }
+        else
+        {
+            mapping.SendToClient(header.StreamId, data.ToArray());
+        }
+    }
+
+    /// <summary>Forwards one accepted public TCP connection through the tunnel.</summary>
+    public async Task ForwardTcpAsync(PublishedMapping mapping, uint mappingId, Socket client)
+    {
+        var remote = client.RemoteEndPoint as IPEndPoint;
+        var local = client.LocalEndPoint as IPEndPoint;
+        client.NoDelay = true;
+        var stream = Tunnel.OpenStream();
+        if (stream is null || remote is null || local is null)
+        {
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, $"the tunnel has {Tunnel.StreamCount} streams open (limit)");
+            RelayMetrics.Error("too_many_streams");
+            client.LingerState = new LingerOption(true, 0);
+            client.Dispose();
+            return;
+        }
+
+        try
+        {
+            await Tunnel.SendAsync(FrameType.StreamOpen, stream.Id, new StreamOpenMessage(mappingId, remote, local).Encode()).ConfigureAwait(false);
+            var accepted = await stream.Accepted.WaitAsync(_streamOpenTimeout, Tunnel.TimeProvider).ConfigureAwait(false);
+            if (!accepted)
+            {
+                throw new RelayException("the node could not connect to the target");
+            }
+
+            if (mapping.Record.ProxyProtocol)
+            {
+                await stream.WriteAsync(ProxyProtocolV2.Build(remote, local)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is RelayException or TimeoutException)
+        {
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, ex.Message);
+            RelayMetrics.Error("connect_failed");
+            stream.Abort(WireError.ConnectFailed);
+            client.LingerState = new LingerOption(true, 0);
+            client.Dispose();
+            return;
+        }
+
+        RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
+        RelayMetrics.ActiveStreams.Add(1);
+        try
+        {
+            var result = await StreamPump.RunAsync(client, stream, PumpDirection.PublicSide, mapping.InboundLimit, mapping.OutboundLimit, Tunnel.Closed).ConfigureAwait(false);
+            if (result != PumpResult.Completed)
+            {
+                RelayMetrics.Error("stream_" + (result == PumpResult.SocketFailed ? "client_failed" : "tunnel_failed"));
+            }
+
+            Log.StreamEnded(_logger, remote, mapping.Record.PublicPort, result.ToString());
+        }
+        finally
+        {
+            RelayMetrics.ActiveStreams.Add(-1);
+        }
+    }
+
+    private async Task ProbeAsync(ProbeRequestMessage probe, CancellationToken cancellationToken)
+    {
+        var target = new IPEndPoint(Remote?.Address ?? IPAddress.Loopback, probe.Port);
+        var reachable = await ReachabilityProbe.ProbeTcpAsync(target, TimeSpan.FromSeconds(3), Tunnel.TimeProvider, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Tunnel.SendAsync(FrameType.ProbeResult, 0, new ProbeResultMessage(probe.RequestId, reachable == RelayReachability.Reachable, target).Encode(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RelayException or OperationCanceledException)
+        {
+        }
+    }
+}

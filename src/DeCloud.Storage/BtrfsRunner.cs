@@ -1,0 +1,278 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DeCloud.Storage;
+
+/// <summary>
+/// The one place that starts <c>btrfs</c> (and <c>chattr</c>). Arguments are always passed as a list,
+/// never through a shell; a failure becomes a typed exception carrying the command's stderr:
+/// EDQUOT maps to <see cref="QuotaExceededException"/>, ENOSPC to <see cref="StorageFullException"/>,
+/// anything else to <see cref="BtrfsCommandException"/>.
+/// </summary>
+internal sealed partial class BtrfsRunner
+{
+    private readonly ILogger _logger;
+
+    public BtrfsRunner(string btrfsPath = "btrfs", string chattrPath = "chattr", ILogger? logger = null)
+    {
+        BtrfsPath = btrfsPath;
+        ChattrPath = chattrPath;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    public string BtrfsPath { get; }
+
+    public string ChattrPath { get; }
+
+    /// <summary>Runs <c>btrfs args...</c> and returns its standard output; throws a typed error on a non-zero exit.</summary>
+    public Task<string> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken = default, string? quotaVolume = null) =>
+        RunProgramAsync(BtrfsPath, arguments, quotaVolume, cancellationToken);
+
+    /// <summary>Runs <c>chattr args...</c> (for the no-COW images directory).</summary>
+    public Task<string> RunChattrAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken = default) =>
+        RunProgramAsync(ChattrPath, arguments, null, cancellationToken);
+
+    /// <summary>Starts <c>btrfs send [-p parent] snapshot</c>; the stream is read from <see cref="BtrfsChildProcess.Output"/>.</summary>
+    public BtrfsChildProcess StartSend(string snapshotPath, string? parentPath)
+    {
+        List<string> args = ["send", "-q"];
+        if (parentPath is not null)
+        {
+            args.Add("-p");
+            args.Add(parentPath);
+        }
+
+        args.Add(snapshotPath);
+        return Start(args, redirectInput: false, redirectOutput: true);
+    }
+
+    /// <summary>Starts <c>btrfs receive directory</c>; the stream is written to <see cref="BtrfsChildProcess.Input"/>.</summary>
+    public BtrfsChildProcess StartReceive(string directory) =>
+        Start(["receive", "-q", directory], redirectInput: true, redirectOutput: false);
+
+    internal static StorageException Classify(string command, IReadOnlyList<string> arguments, int exitCode, string stderr, string? quotaVolume)
+    {
+        var error = new BtrfsCommandException(command, arguments, exitCode, stderr);
+        if (stderr.Contains("Disk quota exceeded", StringComparison.OrdinalIgnoreCase))
+        {
+            return new QuotaExceededException(quotaVolume ?? arguments[^1], null, error);
+        }
+
+        if (stderr.Contains("No space left on device", StringComparison.OrdinalIgnoreCase))
+        {
+            return new StorageFullException(arguments[^1], error);
+        }
+
+        return error;
+    }
+
+    private async Task<string> RunProgramAsync(string program, IReadOnlyList<string> arguments, string? quotaVolume, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using var process = new Process { StartInfo = CreateStartInfo(program, arguments, redirectInput: false, redirectOutput: true) };
+        Log.Running(_logger, program, string.Join(' ', arguments));
+        StartOrThrow(process, program, arguments);
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            var output = await stdout.ConfigureAwait(false);
+            var error = await stderr.ConfigureAwait(false);
+            Count(arguments, process.ExitCode == 0);
+            if (process.ExitCode != 0)
+            {
+                Log.Failed(_logger, program, string.Join(' ', arguments), process.ExitCode, error.Trim());
+                throw Classify(program, arguments, process.ExitCode, error, quotaVolume);
+            }
+
+            return output;
+        }
+        catch (OperationCanceledException)
+        {
+            Kill(process);
+            throw;
+        }
+    }
+
+    private BtrfsChildProcess Start(IReadOnlyList<string> arguments, bool redirectInput, bool redirectOutput)
+    {
+        var process = new Process { StartInfo = CreateStartInfo(BtrfsPath, arguments, redirectInput, redirectOutput) };
+        Log.Running(_logger, BtrfsPath, string.Join(' ', arguments));
+        StartOrThrow(process, BtrfsPath, arguments);
+        return new BtrfsChildProcess(process, BtrfsPath, arguments, this);
+    }
+
+    internal void Completed(IReadOnlyList<string> arguments, int exitCode, string stderr)
+    {
+        Count(arguments, exitCode == 0);
+        if (exitCode != 0)
+        {
+            Log.Failed(_logger, BtrfsPath, string.Join(' ', arguments), exitCode, stderr.Trim());
+        }
+    }
+
+    private static void Count(IReadOnlyList<string> arguments, bool ok) =>
+        StorageTelemetry.BtrfsCommands.Add(1,
+            new KeyValuePair<string, object?>("subcommand", arguments.Count > 0 ? arguments[0] : string.Empty),
+            new KeyValuePair<string, object?>("outcome", ok ? "success" : "failure"));
+
+    private static ProcessStartInfo CreateStartInfo(string program, IReadOnlyList<string> arguments, bool redirectInput, bool redirectOutput)
+    {
+        var psi = new ProcessStartInfo(program)
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+            RedirectStandardInput = redirectInput,
+            RedirectStandardOutput = redirectOutput,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        foreach (var a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        // Stable, parseable output regardless of the host's locale.
+        psi.Environment["LC_ALL"] = "C";
+        return psi;
+    }
+
+    private static void StartOrThrow(Process process, string program, IReadOnlyList<string> arguments)
+    {
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            process.Dispose();
+            throw new BtrfsCommandException(program, arguments, -1, $"could not start '{program}': {ex.Message}. Install btrfs-progs (and e2fsprogs for chattr).");
+        }
+    }
+
+    internal static void Kill(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Running {Program} {Arguments}")]
+        public static partial void Running(ILogger logger, string program, string arguments);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "{Program} {Arguments} exited {ExitCode}: {StandardError}")]
+        public static partial void Failed(ILogger logger, string program, string arguments, int exitCode, string standardError);
+    }
+}
+
+/// <summary>
+/// A running <c>btrfs send</c> or <c>btrfs receive</c>: its data stream, stderr collected in the
+/// background (bounded), and a typed error when it exits non-zero. Disposing kills it if still running.
+/// </summary>
+internal sealed class BtrfsChildProcess : IAsyncDisposable
+{
+    private const int MaxStderr = 64 * 1024;
+    private readonly Process _process;
+    private readonly string _program;
+    private readonly IReadOnlyList<string> _arguments;
+    private readonly BtrfsRunner _runner;
+    private readonly StringBuilder _stderr = new();
+    private readonly Task _stderrPump;
+
+    internal BtrfsChildProcess(Process process, string program, IReadOnlyList<string> arguments, BtrfsRunner runner)
+    {
+        _process = process;
+        _program = program;
+        _arguments = arguments;
+        _runner = runner;
+        _stderrPump = PumpStderrAsync();
+    }
+
+    /// <summary>The process's standard output (send).</summary>
+    public Stream Output => _process.StandardOutput.BaseStream;
+
+    /// <summary>The process's standard input (receive).</summary>
+    public Stream Input => _process.StandardInput.BaseStream;
+
+    public int ProcessId => _process.Id;
+
+    public string StandardError
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    /// <summary>Waits for exit; throws the classified error on a non-zero exit code.</summary>
+    public async Task WaitForSuccessAsync(CancellationToken cancellationToken, string? quotaVolume = null)
+    {
+        await _process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        await _stderrPump.ConfigureAwait(false);
+        _runner.Completed(_arguments, _process.ExitCode, StandardError);
+        if (_process.ExitCode != 0)
+        {
+            throw BtrfsRunner.Classify(_program, _arguments, _process.ExitCode, StandardError, quotaVolume);
+        }
+    }
+
+    public void Kill() => BtrfsRunner.Kill(_process);
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        try
+        {
+            await _process.WaitForExitAsync().ConfigureAwait(false);
+            await _stderrPump.ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already reaped.
+        }
+
+        _process.Dispose();
+    }
+
+    private async Task PumpStderrAsync()
+    {
+        var buffer = new char[4096];
+        var reader = _process.StandardError;
+        try
+        {
+            int n;
+            while ((n = await reader.ReadAsync(buffer.AsMemory()).ConfigureAwait(false)) > 0)
+            {
+                lock (_stderr)
+                {
+                    if (_stderr.Length < MaxStderr)
+                    {
+                        _stderr.Append(buffer, 0, Math.Min(n, MaxStderr - _stderr.Length));
+                    }
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // The process was killed.
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+}

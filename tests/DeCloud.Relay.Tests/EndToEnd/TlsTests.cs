@@ -1,0 +1,46 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using DeCloud.Testing;
+
+namespace DeCloud.Relay.Tests.EndToEnd;
+
+public sealed class TlsTests
+{
+    internal static X509Certificate2 CreateCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=dcr-relay-test", key, HashAlgorithmName.SHA256);
+        using var ephemeral = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        return X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pfx), null);
+    }
+
+    [Fact]
+    public async Task Tls_PinnedCertificate_ForwardsThroughTheEncryptedTunnel()
+    {
+        using var certificate = CreateCertificate();
+        await using var harness = await RelayHarness.StartAsync(o => o.Certificate = certificate);
+        await using var echo = new TcpEcho();
+        var client = await harness.StartClientAsync(configure: o =>
+        {
+            o.UseTls = true;
+            o.PinnedCertificateSha256 = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        });
+        var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
+        await Net.EchoWorksAsync(mapping.PublicPort, "over tls");
+    }
+
+    [Fact]
+    public async Task Tls_WrongPin_NeverConnects()
+    {
+        using var certificate = CreateCertificate();
+        await using var harness = await RelayHarness.StartAsync(o => o.Certificate = certificate);
+        var client = await harness.StartClientAsync(configure: o =>
+        {
+            o.UseTls = true;
+            o.PinnedCertificateSha256 = new string('0', 64);
+        }, waitConnected: false);
+        await RelayLoopbackTests.WaitForAsync(() => client.LastError is not null, "a TLS failure");
+        Assert.IsType<System.Security.Authentication.AuthenticationException>(client.LastError);
+        Assert.False(client.IsConnected);
+    }
+}

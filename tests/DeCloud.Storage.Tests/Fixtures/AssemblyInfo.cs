@@ -1,0 +1,1 @@
+[assembly: AssemblyFixture(typeof(DeCloud.Storage.Tests.Fixtures.BtrfsHosts))]
