@@ -49,9 +49,11 @@ public static class AgentServiceCollectionExtensions
             var o = sp.GetRequiredService<IOptions<AgentOptions>>().Value;
             return new AgentState(new SqliteDatabase(Path.Combine(o.DataDirectory, "agent.db")));
         });
-        services.TryAddSingleton<IHypervisor>(sp => HypervisorFactory.Create(sp.GetRequiredService<IOptions<AgentOptions>>().Value));
+        services.TryAddSingleton<IHypervisor>(sp => HypervisorFactory.Create(sp.GetRequiredService<IOptions<AgentOptions>>().Value,
+            sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(sp => new TcpPortForwarder(sp.GetRequiredService<IOptions<AgentOptions>>().Value.PublicHost));
         services.TryAddSingleton<AgentIdentity>();
+        services.TryAddSingleton<Relaying.AgentRelay>();
         services.TryAddSingleton<AgentStatus>();
         services.TryAddSingleton<CommandExecutor>();
         services.AddHostedService<AgentWorker>();
@@ -89,10 +91,9 @@ internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
 /// <summary>Creates the configured hypervisor.</summary>
 internal static class HypervisorFactory
 {
-    public static IHypervisor Create(AgentOptions o) => o.Hypervisor switch
+    public static IHypervisor Create(AgentOptions o, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory) => o.Hypervisor switch
     {
         "simulated" => new SimulatedHypervisor(),
-        _ => throw new InvalidOperationException(
-            $"{nameof(AgentOptions.Hypervisor)}=libvirt ({o.LibvirtUri}) needs DeCloud.Virtualization, which this build does not include yet; use Hypervisor=simulated."),
+        _ => new LibvirtHypervisor(o.LibvirtUri, loggerFactory),
     };
 }

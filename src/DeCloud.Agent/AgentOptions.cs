@@ -66,8 +66,8 @@ public sealed class AgentOptions
     /// <summary>True when this node also runs the relay role for NAT'd nodes.</summary>
     public bool RelayCapable { get; set; }
 
-    /// <summary>host:port where this node's relay accepts tunnels from NAT'd nodes (with <see cref="RelayCapable"/>).</summary>
-    public string RelayEndpoint { get; set; } = string.Empty;
+    /// <summary>The TCP port of this node's relay control listener (with <see cref="RelayCapable"/>); 0 picks a free one. Default 7835.</summary>
+    public int RelayControlPort { get; set; } = 7835;
 
     /// <summary>Checks every setting; returns the problems found, each naming its property.</summary>
     public IReadOnlyList<string> Validate()
@@ -111,6 +111,11 @@ public sealed class AgentOptions
         if (ReconnectDelay <= TimeSpan.Zero || MaxReconnectDelay < ReconnectDelay)
         {
             errors.Add($"{nameof(ReconnectDelay)} must be positive and at most {nameof(MaxReconnectDelay)}.");
+        }
+
+        if (RelayControlPort is < 0 or > 65535)
+        {
+            errors.Add($"{nameof(RelayControlPort)} {RelayControlPort} must be 0-65535.");
         }
 
         if (RelayCapable && BehindNat)

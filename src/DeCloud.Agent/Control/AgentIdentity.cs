@@ -40,7 +40,7 @@ internal sealed class AgentIdentity
     public NodeId NodeId { get; }
 
     /// <summary>A fresh, signed registration.</summary>
-    public Register CreateRegister(AgentOptions o, Capacity capacity, ulong lastExecutedSequence, DateTimeOffset now)
+    public Register CreateRegister(AgentOptions o, Capacity capacity, ulong lastExecutedSequence, string relayEndpoint, DateTimeOffset now)
     {
         var r = new Register
         {
@@ -57,7 +57,7 @@ internal sealed class AgentIdentity
             AgentVersion = typeof(AgentIdentity).Assembly.GetName().Version?.ToString() ?? "0",
             LastExecutedSequence = lastExecutedSequence,
             RelayCapable = o.RelayCapable,
-            RelayEndpoint = o.RelayCapable ? o.RelayEndpoint : string.Empty,
+            RelayEndpoint = o.RelayCapable ? relayEndpoint : string.Empty,
         };
         r.Tags.Add(o.Tags);
         r.Signature = _signer.EncodeUTF8AndSign(RegistrationText.For(r), _key);

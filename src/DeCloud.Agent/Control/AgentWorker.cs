@@ -24,6 +24,7 @@ internal sealed class AgentWorker(
     IHypervisor hypervisor,
     CommandExecutor executor,
     TcpPortForwarder forwarder,
+    Relaying.AgentRelay relay,
     AgentStatus status,
     IOptions<AgentOptions> options,
     TimeProvider time,
@@ -42,6 +43,7 @@ internal sealed class AgentWorker(
         var o = options.Value;
         var capacity = await MeasureCapacityAsync(o, stoppingToken).ConfigureAwait(false);
         await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+        await relay.StartServerAsync(o.DataDirectory, stoppingToken).ConfigureAwait(false);
 
         var delay = o.ReconnectDelay;
         using var channel = GrpcChannel.ForAddress(o.OrchestratorUrl, new GrpcChannelOptions
@@ -99,7 +101,7 @@ internal sealed class AgentWorker(
         var o = options.Value;
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var call = client.Connect(cancellationToken: streamCts.Token);
-        await SendAsync(call.RequestStream, new AgentMessage { Register = identity.CreateRegister(o, capacity, state.LastExecutedSequence(), time.GetUtcNow()) }, streamCts.Token).ConfigureAwait(false);
+        await SendAsync(call.RequestStream, new AgentMessage { Register = identity.CreateRegister(o, capacity, state.LastExecutedSequence(), relay.Endpoint, time.GetUtcNow()) }, streamCts.Token).ConfigureAwait(false);
 
         if (!await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false)
             || call.ResponseStream.Current.BodyCase != OrchestratorMessage.BodyOneofCase.Registered)
@@ -138,6 +140,18 @@ internal sealed class AgentWorker(
                         status.RelayNodeId = m.RelayAssignment.RelayNodeId;
                         status.RelayEndpoint = m.RelayAssignment.RelayEndpoint;
                         Log.RelayAssigned(logger, m.RelayAssignment.RelayNodeId, m.RelayAssignment.RelayEndpoint);
+                        try
+                        {
+                            await relay.AssignAsync(identity.NodeId.Value, m.RelayAssignment.RelayEndpoint, m.RelayAssignment.Secret.ToByteArray(), streamCts.Token).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (ex is ArgumentException or DeCloud.Relay.RelayException or InvalidOperationException)
+                        {
+                            Log.ProtocolError(logger, "relay_assignment", ex.Message, false);
+                        }
+
+                        break;
+                    case OrchestratorMessage.BodyOneofCase.RelayGrant:
+                        relay.Grant(m.RelayGrant.NodeId, m.RelayGrant.Secret.ToByteArray());
                         break;
                     default:
                         break;
@@ -191,7 +205,7 @@ internal sealed class AgentWorker(
                     vs.Services.Add(new ServiceReadiness
                     {
                         Name = "port-" + port.PublicPort.ToString(CultureInfo.InvariantCulture),
-                        Ready = forwarder.IsOpen(port.PublicPort),
+                        Ready = options.Value.BehindNat ? relay.IsPublished(port.PublicPort) : forwarder.IsOpen(port.PublicPort),
                     });
                 }
             }

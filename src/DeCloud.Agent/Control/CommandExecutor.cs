@@ -16,6 +16,8 @@ internal sealed class CommandExecutor(
     AgentState state,
     IHypervisor hypervisor,
     TcpPortForwarder forwarder,
+    Relaying.AgentRelay relay,
+    Microsoft.Extensions.Options.IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<CommandExecutor> logger) : IDisposable
 {
@@ -55,6 +57,11 @@ internal sealed class CommandExecutor(
             {
                 ack.Status = AckStatus.Failed;
                 ack.Error = "port: " + ex.Message;
+            }
+            catch (Exception ex) when (ex is DeCloud.Relay.RelayException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                ack.Status = AckStatus.Failed;
+                ack.Error = "relay: " + ex.Message;
             }
 
             state.Complete(command, ack, ack.Status == AckStatus.Succeeded ? change : null, now);
@@ -130,7 +137,17 @@ internal sealed class CommandExecutor(
                 }
 
                 var port = new LocalPort(a.VmId, a.PublicPort, a.TargetPort, a.Protocol, string.IsNullOrEmpty(a.TargetHost) ? "127.0.0.1" : a.TargetHost);
-                forwarder.Open(port.PublicPort, port.TargetHost, port.TargetPort);
+                if (options.Value.BehindNat)
+                {
+                    // No inbound connections here: the relay listens on the public port and tunnels to us.
+                    var published = await relay.PublishAsync(port, ct).ConfigureAwait(false);
+                    ack.Result["relay_public_port"] = published.ToString(CultureInfo.InvariantCulture);
+                }
+                else
+                {
+                    forwarder.Open(port.PublicPort, port.TargetHost, port.TargetPort);
+                }
+
                 ack.Result["public_port"] = a.PublicPort.ToString(CultureInfo.InvariantCulture);
                 return (c, tx) => AgentState.UpsertPort(c, tx, port);
             }
@@ -139,6 +156,7 @@ internal sealed class CommandExecutor(
             {
                 var r = command.ReleasePublicPort;
                 forwarder.Close(r.PublicPort);
+                await relay.UnpublishAsync(r.PublicPort, ct).ConfigureAwait(false);
                 ack.Result["public_port"] = r.PublicPort.ToString(CultureInfo.InvariantCulture);
                 return (c, tx) => AgentState.DeletePort(c, tx, r.PublicPort, r.Protocol);
             }

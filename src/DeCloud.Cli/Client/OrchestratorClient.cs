@@ -14,7 +14,7 @@ internal sealed record NodeInfo(string Id, string Operator, string Region, strin
     string? RelayNodeId, bool Online, int ComputePoints, long MemoryMiB, long StorageGiB, int Gpus, int UsedComputePoints, long UsedMemoryMiB, DateTimeOffset LastSeen);
 
 /// <summary>A public port as the orchestrator's API returns it.</summary>
-internal sealed record PortInfo(string VmId, int PublicPort, int TargetPort, string Protocol, string NodeId, string State);
+internal sealed record PortInfo(string VmId, string Host, int PublicPort, int TargetPort, string Protocol, string NodeId, string? ViaRelayNodeId, string State);
 
 internal sealed record NonceInfo(string Nonce, string Message, DateTimeOffset ExpiresAt);
 

@@ -18,7 +18,10 @@ namespace DeCloud.Cli.Demo;
 /// </summary>
 internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepData) : IAsyncDisposable
 {
-    public const string DefaultHypervisor = "simulated";
+    /// <summary>libvirt's in-process test driver when libvirt is installed, else the in-memory hypervisor.</summary>
+    public static string DefaultHypervisor { get; } =
+        File.Exists("/usr/lib/x86_64-linux-gnu/libvirt.so.0") || File.Exists("/usr/lib/aarch64-linux-gnu/libvirt.so.0") || File.Exists("/usr/lib64/libvirt.so.0")
+            ? "libvirt" : "simulated";
 
     private readonly string _dir = Directory.CreateTempSubdirectory("decloud-demo-").FullName;
     private readonly List<IHost> _agents = [];
@@ -75,12 +78,20 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
             return ExitCodes.Failure;
         }
 
-        // 5. A public TCP port to a service, and a byte round trip through it.
+        // 5. The NAT'd node got a relay (the public node runs the relay role), and opened its tunnel.
+        var relayed = await WaitAsync(async () =>
+        {
+            var n = await anonymous.SearchNodesAsync("?online=true", ct).ConfigureAwait(false);
+            return n.SingleOrDefault(x => x.BehindNat && x.RelayNodeId is not null);
+        }, "a relay assignment for the NAT'd node", ct).ConfigureAwait(false);
+        await Step($"relay {Table.Short(relayed.RelayNodeId!)} (the public node's relay role) assigned to the NAT'd node").ConfigureAwait(false);
+
+        // 6. A public TCP port to a service on the NAT'd side, and a byte round trip through the relay.
         _echo = new TcpListener(IPAddress.Loopback, 0);
         _echo.Start();
         _ = EchoLoopAsync(_echo, ct);
         var echoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
-        var vmForPort = auto;
+        var vmForPort = pinned;
         var port = await client.OpenPortAsync(vmForPort.Id, echoPort, ct).ConfigureAwait(false);
         port = await WaitAsync(async () =>
         {
@@ -88,17 +99,19 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
             var p = ports.Single(x => x.PublicPort == port.PublicPort);
             return p.State == "open" ? p : null;
         }, $"public port {port.PublicPort} to open", ct).ConfigureAwait(false);
-        await Step($"public port {port.PublicPort} on node {Table.Short(port.NodeId)} forwards to the service on port {echoPort}").ConfigureAwait(false);
-        var reply = await RoundTripAsync(port.PublicPort, "hello through DeCloud", ct).ConfigureAwait(false);
+        await Step(port.ViaRelayNodeId is { } relay
+            ? $"public port {port.Host}:{port.PublicPort} opened on relay {Table.Short(relay)}, tunnelled to the NAT'd node's service on port {echoPort}"
+            : $"public port {port.Host}:{port.PublicPort} on node {Table.Short(port.NodeId)} forwards to the service on port {echoPort}").ConfigureAwait(false);
+        var reply = await RoundTripAsync(port.Host, port.PublicPort, "hello through DeCloud", ct).ConfigureAwait(false);
         if (reply != "hello through DeCloud")
         {
             await Say($"FAILED: round trip returned '{reply}'.").ConfigureAwait(false);
             return ExitCodes.Failure;
         }
 
-        await Step($"byte round trip through 127.0.0.1:{port.PublicPort}: sent and received \"{reply}\"").ConfigureAwait(false);
+        await Step($"byte round trip through {port.Host}:{port.PublicPort}{(port.ViaRelayNodeId is null ? string.Empty : " (relay -> NAT'd node)")}: sent and received \"{reply}\"").ConfigureAwait(false);
 
-        // 6. Clean up through the API.
+        // 7. Clean up through the API.
         foreach (var vm in new[] { auto, pinned })
         {
             await client.DeleteVmAsync(vm.Id, ct).ConfigureAwait(false);
@@ -148,17 +161,17 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         [
             "--Agent:OrchestratorUrl=" + url, "--Agent:WalletKeyFile=" + keyFile, "--Agent:DataDirectory=" + Path.Combine(_dir, name),
             "--Agent:Hypervisor=" + hypervisor, "--Agent:MachineId=demo-" + name, "--Agent:BehindNat=" + behindNat,
-            "--Agent:RelayCapable=" + !behindNat, "--Agent:BenchmarkDuration=00:00:00.500", "--Agent:MemoryMiB=4096",
+            "--Agent:RelayCapable=" + !behindNat, "--Agent:RelayControlPort=0", "--Agent:BenchmarkDuration=00:00:00.500", "--Agent:MemoryMiB=4096",
             "--Logging:LogLevel:Default=Warning",
         ]);
         host.Start();
         _agents.Add(host);
     }
 
-    private static async Task<string> RoundTripAsync(int port, string text, CancellationToken ct)
+    private static async Task<string> RoundTripAsync(string host, int port, string text, CancellationToken ct)
     {
         using var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await s.ConnectAsync(IPAddress.Loopback, port, ct).ConfigureAwait(false);
+        await s.ConnectAsync(host, port, ct).ConfigureAwait(false);
         await s.SendAsync(Encoding.UTF8.GetBytes(text), SocketFlags.None, ct).ConfigureAwait(false);
         s.Shutdown(SocketShutdown.Send);
         var buffer = new byte[1024];

@@ -27,7 +27,8 @@ internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessi
             {
                 foreach (var n in nodes)
                 {
-                    if (n.BehindNat && n.Online && (n.RelayNodeId is null || !IsOnlineRelay(nodes, n.RelayNodeId)))
+                    // NAT'd nodes without a live relay, and those of this relay (it restarted and lost its grants).
+                    if (n.BehindNat && n.Online && (n.RelayNodeId is null || n.RelayNodeId == node.Id.Value || !IsOnlineRelay(nodes, n.RelayNodeId)))
                     {
                         Assign(n, store.ListNodes());
                     }
@@ -72,7 +73,10 @@ internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessi
             return;
         }
 
+        // A fresh tunnel secret per assignment: the relay learns it in a grant, the NAT'd node in its assignment.
+        var secret = Google.Protobuf.ByteString.CopyFrom(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         store.SetRelay(natted.Id, best.Id);
+        sessions.TrySend(best.Id, new OrchestratorMessage { RelayGrant = new RelayGrant { NodeId = natted.Id.Value, Secret = secret } });
         sessions.TrySend(natted.Id, new OrchestratorMessage
         {
             RelayAssignment = new RelayAssignment
@@ -80,6 +84,7 @@ internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessi
                 RelayNodeId = best.Id.Value,
                 RelayEndpoint = best.RelayEndpoint,
                 PublicHost = best.PublicHost,
+                Secret = secret,
             },
         });
         Log.RelayAssigned(logger, best.Id.Value, natted.Id.Value);

@@ -81,7 +81,7 @@ internal static class ApiEndpoints
         vms.MapPost("/{id}/stop", (string id, HttpContext http, VmService s) => Change(id, http, s.Stop, "stop"));
         vms.MapDelete("/{id}", (string id, HttpContext http, VmService s) => Change(id, http, s.Delete, "delete"));
 
-        vms.MapPost("/{id}/ports", (string id, OpenPortRequest body, HttpContext http, VmService service) =>
+        vms.MapPost("/{id}/ports", (string id, OpenPortRequest body, HttpContext http, VmService service, OrchestratorStore store) =>
         {
             if (!VmId.TryParse(id, null, out var vmId))
             {
@@ -97,7 +97,7 @@ internal static class ApiEndpoints
             var (outcome, port, detail) = service.OpenPort(Wallet(http), vmId, body.TargetPort, protocol);
             return outcome switch
             {
-                VmOutcome.Ok => Results.Created($"/api/v1/vms/{id}/ports", PortView.From(port!)),
+                VmOutcome.Ok => Results.Created($"/api/v1/vms/{id}/ports", PortView.From(port!, store)),
                 VmOutcome.NotFound => NotFound(id),
                 VmOutcome.Conflict => Problem(409, "VM not running", detail!),
                 _ => Problem(503, "No free public port", detail!),
@@ -112,7 +112,7 @@ internal static class ApiEndpoints
             }
 
             var vm = store.GetVm(vmId);
-            return vm is null || vm.Owner != Wallet(http) ? NotFound(id) : Results.Ok(store.ListPorts(vmId).Select(PortView.From).ToList());
+            return vm is null || vm.Owner != Wallet(http) ? NotFound(id) : Results.Ok(store.ListPorts(vmId).Select(p => PortView.From(p, store)).ToList());
         }).WithSummary("Lists the public ports of a VM.");
 
         var nodes = api.MapGroup("/nodes").WithTags("Nodes");

@@ -76,7 +76,14 @@ internal sealed record NodeView(
 internal sealed record OpenPortRequest(int TargetPort, string? Protocol = null);
 
 /// <summary>A public port as the API shows it.</summary>
-internal sealed record PortView(string VmId, int PublicPort, int TargetPort, string Protocol, string NodeId, string State)
+internal sealed record PortView(string VmId, string Host, int PublicPort, int TargetPort, string Protocol, string NodeId, string? ViaRelayNodeId, string State)
 {
-    public static PortView From(PortRecord p) => new(p.VmId.ToString(), p.PublicPort, p.TargetPort, p.Protocol, p.NodeId.Value, p.State);
+    /// <summary>Clients connect to <c>Host:PublicPort</c>: the node itself, or the relay of a NAT'd node.</summary>
+    public static PortView From(PortRecord p, OrchestratorStore store)
+    {
+        var node = store.GetNode(p.NodeId);
+        var relay = node is { BehindNat: true, RelayNodeId: { } r } && Core.Model.NodeId.TryParse(r, null, out var rid) ? store.GetNode(rid) : null;
+        var host = relay?.PublicHost ?? node?.PublicHost ?? string.Empty;
+        return new(p.VmId.ToString(), host, p.PublicPort, p.TargetPort, p.Protocol, p.NodeId.Value, relay?.Id.Value, p.State);
+    }
 }

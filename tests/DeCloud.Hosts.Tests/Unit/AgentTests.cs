@@ -7,6 +7,7 @@ using DeCloud.Agent.State;
 using DeCloud.Core.Model;
 using DeCloud.Core.Sqlite;
 using DeCloud.Protocol.V1;
+using DeCloud.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -112,7 +113,9 @@ public sealed class AgentTests : IDisposable
     {
         var state = new AgentState(new SqliteDatabase(Path.Combine(_dir, "agent.db")));
         var hv = new SimulatedHypervisor();
-        var executor = new CommandExecutor(state, hv, new TcpPortForwarder("127.0.0.1"), new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
+        var options = Microsoft.Extensions.Options.Options.Create(new AgentOptions());
+        var relay = new DeCloud.Agent.Relaying.AgentRelay(options, state, NullLoggerFactory.Instance, TimeProvider.System);
+        var executor = new CommandExecutor(state, hv, new TcpPortForwarder("127.0.0.1"), relay, options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
         return (executor, state, hv);
     }
 
