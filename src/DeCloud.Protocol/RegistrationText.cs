@@ -27,7 +27,7 @@ public static class RegistrationText
         Line(sb, "issued", register.IssuedAtUnixMs.ToString(CultureInfo.InvariantCulture));
         Line(sb, "nonce", register.Nonce);
         Line(sb, "nat", register.BehindNat ? "true" : "false");
-        Line(sb, "relay", register.RelayCapable ? register.RelayEndpoint : string.Empty);
+        Line(sb, "relay", register.RelayCapable ? "yes " + register.RelayEndpoint : "no");
         Line(sb, "capacity", string.Create(CultureInfo.InvariantCulture,
             $"{c.ComputePoints}cp/{c.MemoryMib}MiB/{c.StorageGib}GiB/{c.Gpus}gpu"));
         return sb.ToString();
