@@ -1,0 +1,128 @@
+namespace DeCloud.Agent;
+
+/// <summary>Settings of the reference node agent (configuration section <c>Agent</c>). Validated at start.</summary>
+public sealed class AgentOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "Agent";
+
+    /// <summary>The orchestrator's address, e.g. <c>http://127.0.0.1:5000</c>. Required.</summary>
+    public string OrchestratorUrl { get; set; } = string.Empty;
+
+    /// <summary>Folder for the agent's SQLite state (<c>agent.db</c>). Created if missing.</summary>
+    public string DataDirectory { get; set; } = "agent-data";
+
+    /// <summary>A file holding the operator wallet's private key (64 hex characters, optional 0x). Required unless <see cref="WalletPrivateKey"/> is set.</summary>
+    public string? WalletKeyFile { get; set; }
+
+    /// <summary>The operator wallet's private key in hex (prefer <see cref="WalletKeyFile"/>).</summary>
+    public string? WalletPrivateKey { get; set; }
+
+    /// <summary>The machine id; default: the contents of <c>/etc/machine-id</c>.</summary>
+    public string? MachineId { get; set; }
+
+    /// <summary>The node's region label. Default <c>default</c>.</summary>
+    public string Region { get; set; } = "default";
+
+    /// <summary>Tags advertised to the scheduler (e.g. <c>ssd</c>).</summary>
+    public IList<string> Tags { get; } = [];
+
+    /// <summary>True when the node cannot accept inbound connections; its public ports then go through a relay.</summary>
+    public bool BehindNat { get; set; }
+
+    /// <summary>The address clients use to reach this node's public ports (public nodes). Default <c>127.0.0.1</c>.</summary>
+    public string PublicHost { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// Which hypervisor runs the VMs: <c>libvirt</c> (through DeCloud.Virtualization, <see cref="LibvirtUri"/>)
+    /// or <c>simulated</c> (in memory; load tests and machines without libvirt). Default <c>libvirt</c>.
+    /// </summary>
+    public string Hypervisor { get; set; } = "libvirt";
+
+    /// <summary>The libvirt connection URI. Default <c>test:///default</c> (libvirt's in-process test driver).</summary>
+    public string LibvirtUri { get; set; } = "test:///default";
+
+    /// <summary>Compute points to advertise; 0 measures them with a CPU benchmark at first start. Default 0.</summary>
+    public int ComputePoints { get; set; }
+
+    /// <summary>How long the first-start CPU benchmark runs. Default 3 s.</summary>
+    public TimeSpan BenchmarkDuration { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>The benchmark: <c>auto</c> (sysbench if installed, else built in), <c>sysbench</c> or <c>builtin</c>.</summary>
+    public string Benchmark { get; set; } = "auto";
+
+    /// <summary>Memory to offer in MiB; 0 offers what <c>/proc/meminfo</c> reports. Default 0.</summary>
+    public long MemoryMiB { get; set; }
+
+    /// <summary>Storage to offer in GiB. Default 100.</summary>
+    public long StorageGiB { get; set; } = 100;
+
+    /// <summary>First reconnect delay after the stream breaks; doubles up to <see cref="MaxReconnectDelay"/>. Default 500 ms.</summary>
+    public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The longest reconnect delay. Default 15 s.</summary>
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>True when this node also runs the relay role for NAT'd nodes.</summary>
+    public bool RelayCapable { get; set; }
+
+    /// <summary>The TCP port of this node's relay control listener (with <see cref="RelayCapable"/>); 0 picks a free one. Default 7835.</summary>
+    public int RelayControlPort { get; set; } = 7835;
+
+    /// <summary>Checks every setting; returns the problems found, each naming its property.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(OrchestratorUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            errors.Add($"{nameof(OrchestratorUrl)} '{OrchestratorUrl}' must be an absolute http(s) URL, e.g. http://127.0.0.1:5000.");
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            errors.Add($"{nameof(DataDirectory)} must name a folder for the agent's state.");
+        }
+
+        if (string.IsNullOrWhiteSpace(WalletKeyFile) && string.IsNullOrWhiteSpace(WalletPrivateKey))
+        {
+            errors.Add($"{nameof(WalletKeyFile)} must name a file with the operator wallet's private key.");
+        }
+
+        if (Hypervisor is not ("libvirt" or "simulated"))
+        {
+            errors.Add($"{nameof(Hypervisor)} '{Hypervisor}' must be libvirt or simulated.");
+        }
+
+        if (Benchmark is not ("auto" or "sysbench" or "builtin"))
+        {
+            errors.Add($"{nameof(Benchmark)} '{Benchmark}' must be auto, sysbench or builtin.");
+        }
+
+        if (ComputePoints < 0 || MemoryMiB < 0 || StorageGiB < 0)
+        {
+            errors.Add($"{nameof(ComputePoints)}, {nameof(MemoryMiB)} and {nameof(StorageGiB)} must not be negative.");
+        }
+
+        if (BenchmarkDuration < TimeSpan.FromMilliseconds(100) || BenchmarkDuration > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{nameof(BenchmarkDuration)} is {BenchmarkDuration}; it must be between 100 ms and 5 min.");
+        }
+
+        if (ReconnectDelay <= TimeSpan.Zero || MaxReconnectDelay < ReconnectDelay)
+        {
+            errors.Add($"{nameof(ReconnectDelay)} must be positive and at most {nameof(MaxReconnectDelay)}.");
+        }
+
+        if (RelayControlPort is < 0 or > 65535)
+        {
+            errors.Add($"{nameof(RelayControlPort)} {RelayControlPort} must be 0-65535.");
+        }
+
+        if (RelayCapable && BehindNat)
+        {
+            errors.Add($"{nameof(RelayCapable)} needs a public node; {nameof(BehindNat)} is true.");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,3 @@
+using DeCloud.Cli.Commands;
+
+return await CliApp.RunAsync(args).ConfigureAwait(false);

@@ -1,0 +1,98 @@
+using DeCloud.Core.Model;
+using DeCloud.Core.Sqlite;
+using DeCloud.Orchestrator;
+using DeCloud.Orchestrator.Storage;
+using DeCloud.Protocol.V1;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DeCloud.Hosts.Tests.Unit;
+
+public sealed class OrchestratorTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("dch-orch-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void ApplyAck_SameAckTwiceOrUnknownCommand_AppliedOnce()
+    {
+        var store = CreateSut();
+        var node = RegisterNode(store);
+        var vm = NewVm(node);
+        var command = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+        var ack = new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded };
+
+        Assert.True(store.ApplyAck(node, ack, DateTimeOffset.UnixEpoch));
+        Assert.False(store.ApplyAck(node, ack, DateTimeOffset.UnixEpoch));
+        Assert.False(store.ApplyAck(node, new CommandAck { CommandId = "unknown", Status = AckStatus.Succeeded }, DateTimeOffset.UnixEpoch));
+        Assert.Equal(VmStates.Running, store.GetVm(vm.Id)!.State);
+        Assert.Empty(store.PendingCommands(node));
+    }
+
+    [Fact]
+    public void ApplyAck_FromAnotherNode_Ignored()
+    {
+        var store = CreateSut();
+        var node = RegisterNode(store);
+        var other = RegisterNode(store, "other");
+        var vm = NewVm(node);
+        var command = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+        Assert.False(store.ApplyAck(other, new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded }, DateTimeOffset.UnixEpoch));
+        Assert.Equal(VmStates.Provisioning, store.GetVm(vm.Id)!.State);
+        Assert.Single(store.PendingCommands(node));
+    }
+
+    [Fact]
+    public void Reopen_AfterWrites_NodesVmsAllocationsAndPendingCommandsRecovered()
+    {
+        var store = CreateSut();
+        var node = RegisterNode(store);
+        var vm = NewVm(node);
+        store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+
+        var reopened = CreateSut();
+        Assert.Equal(vm.Id, reopened.GetVm(vm.Id)!.Id);
+        Assert.Single(reopened.PendingCommands(node));
+        Assert.Equal(2L * QualityTiers.TwelfthsPerPoint(QualityTier.Standard), reopened.Allocations()[node.Value].CpuTwelfths);
+        Assert.NotNull(reopened.GetNode(node));
+    }
+
+    [Fact]
+    public void Options_Invalid_EveryProblemNamesItsProperty()
+    {
+        var o = new OrchestratorOptions { ApiUrl = "nope", HeartbeatInterval = TimeSpan.FromSeconds(10), OfflineAfter = TimeSpan.FromSeconds(5), PublicPortMin = 70000 };
+        var errors = o.Validate();
+        foreach (var name in new[] { "ApiUrl", "OfflineAfter", "PublicPortMin" })
+        {
+            Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
+        }
+
+        Assert.Empty(new OrchestratorOptions().Validate());
+    }
+
+    [Fact]
+    public void AddDeCloudOrchestrator_CalledTwice_RegistersOnce()
+    {
+        var services = new ServiceCollection();
+        services.AddDeCloudOrchestrator();
+        var count = services.Count;
+        var builder = services.AddDeCloudOrchestrator();
+        Assert.Equal(count, services.Count);
+        Assert.Same(services, builder.Services);
+    }
+
+    private OrchestratorStore CreateSut() => new(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
+
+    private static NodeId RegisterNode(OrchestratorStore store, string machine = "m1")
+    {
+        var wallet = WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7");
+        var id = NodeId.FromMachine(machine, wallet);
+        store.UpsertNode(new NodeRecord(id, wallet, machine, "default", [], "x86_64", false, "127.0.0.1", false, "",
+            new Resources(8, 8192, 100), default, true, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, null));
+        return id;
+    }
+
+    private static VmRecord NewVm(NodeId node) => new(VmId.New(), WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7"), "t", node,
+        new Resources(2, 256, 1), QualityTier.Standard, BandwidthTier.Standard, VmStates.Provisioning, "unknown", null,
+        new Dictionary<string, bool>(), DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+}
