@@ -138,15 +138,16 @@ internal sealed class ChainRpc : IDisposable
         {
             throw;
         }
-        catch (TimeoutException ex)
+        catch (Exception ex) when (ex is TimeoutException or RpcClientTimeoutException or TaskCanceledException)
         {
+            // Our deadline, Nethereum's client timeout and HttpClient's timeout race; whichever fires first, it is a timeout.
             throw new ChainException($"{what} to {_options.RpcUrl} did not answer within {_options.RpcTimeout}.", isTransient: true, ex);
         }
         catch (RpcResponseException ex)
         {
             throw new ChainException($"{what} to {_options.RpcUrl} was refused: {ex.RpcError?.Message ?? ex.Message}", isTransient: false, ex);
         }
-        catch (Exception ex) when (ex is RpcClientTimeoutException or RpcClientUnknownException or HttpRequestException or TaskCanceledException
+        catch (Exception ex) when (ex is RpcClientUnknownException or HttpRequestException
                                        or Newtonsoft.Json.JsonException or FormatException)
         {
             throw new ChainException($"{what} to {_options.RpcUrl} failed: {ex.Message}", isTransient: true, ex);
