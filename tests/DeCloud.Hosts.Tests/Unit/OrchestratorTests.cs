@@ -2,6 +2,7 @@ using DeCloud.Core.Model;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator;
 using DeCloud.Orchestrator.Storage;
+using DeCloud.Orchestrator.Vms;
 using DeCloud.Protocol.V1;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -50,11 +51,23 @@ public sealed class OrchestratorTests : IDisposable
         var vm = NewVm(node);
         store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
 
-        var reopened = CreateSut();
+        store.MarkOffline(node);
+
+        var placement = new NodePlacement(TimeProvider.System);
+        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
         Assert.Equal(vm.Id, reopened.GetVm(vm.Id)!.Id);
         Assert.Single(reopened.PendingCommands(node));
-        Assert.Equal(2L * QualityTiers.TwelfthsPerPoint(QualityTier.Standard), reopened.Allocations()[node.Value].CpuTwelfths);
         Assert.NotNull(reopened.GetNode(node));
+
+        // Core's inventory is rebuilt: the node (offline, as stored) with the VM's exact allocation.
+        var usage = placement.Inventory.GetUsage(node);
+        Assert.False(usage.IsOnline);
+        Assert.Equal(2L * QualityTiers.TwelfthsPerPoint(QualityTier.Standard), usage.Allocated.CpuTwelfths);
+        Assert.Equal(256, usage.Allocated.MemoryMiB);
+
+        // A heartbeat brings it back online for placement.
+        reopened.RecordHeartbeat(node, default, [], DateTimeOffset.UnixEpoch);
+        Assert.True(placement.Inventory.GetUsage(node).IsOnline);
     }
 
     [Fact]
