@@ -99,9 +99,6 @@ internal sealed class NodePlacement
         }
     }
 
-    /// <summary>Removes a node and every reservation on it.</summary>
-    public void NodeRemoved(NodeId node) => Inventory.Remove(node);
-
     /// <summary>Holds room for a VM; the caller commits once the VM is stored, or releases.</summary>
     /// <exception cref="DeCloudValidationException">The request names a node the inventory does not know.</exception>
     public PlacementResult Hold(VmId vm, VmRequest request) =>
