@@ -48,21 +48,12 @@ internal sealed class NodePlacement
                 continue;
             }
 
-            var result = Scheduler.Place(RequestFor(vm.Id, vm.Resources, vm.QualityTier, vm.BandwidthTier, vm.NodeId), PlacementMode.Commit);
-            if (result.Succeeded)
-            {
-                Remember(vm.Id, result.Reservation);
-            }
-            else
-            {
-                // The node shrank below what its VMs hold: keep the VM, it just is not counted.
-                Log.AllocationNotRestored(_logger, vm.Id.ToString(), vm.NodeId.Value, result.Refusal!.Summary);
-            }
+            CommitStored(vm);
         }
 
         foreach (var n in list.Where(n => !n.Online))
         {
-            Inventory.SetOnline(n.Id, false);
+            NodeOnline(n.Id, false);
         }
     }
 
@@ -104,11 +95,17 @@ internal sealed class NodePlacement
     public PlacementResult Hold(VmId vm, VmRequest request) =>
         Scheduler.Place(RequestFor(vm, request.Resources, request.QualityTier, request.BandwidthTier, request.TargetNode), PlacementMode.Hold);
 
-    /// <summary>Turns a hold into an allocation owned by <paramref name="vm"/>.</summary>
-    public void Commit(VmId vm, ReservationId reservation)
+    /// <summary>Turns a hold into an allocation owned by <paramref name="vm"/> (already stored on its node).</summary>
+    public void Commit(VmRecord vm, ReservationId reservation)
     {
-        Scheduler.Commit(reservation);
-        Remember(vm, reservation);
+        if (Scheduler.Commit(reservation) == ReservationState.Allocated)
+        {
+            Remember(vm.Id, reservation);
+            return;
+        }
+
+        // The hold expired while the VM was being stored: count the stored VM on its node directly.
+        CommitStored(vm);
     }
 
     /// <summary>Gives back a hold that was never committed.</summary>
@@ -127,6 +124,21 @@ internal sealed class NodePlacement
         }
 
         Scheduler.Release(reservation);
+    }
+
+    /// <summary>Counts a stored VM on its own node (at start, or after its hold expired).</summary>
+    private void CommitStored(VmRecord vm)
+    {
+        var result = Scheduler.Place(RequestFor(vm.Id, vm.Resources, vm.QualityTier, vm.BandwidthTier, vm.NodeId), PlacementMode.Commit);
+        if (result.Succeeded)
+        {
+            Remember(vm.Id, result.Reservation);
+        }
+        else
+        {
+            // The node shrank below what its VMs hold: the VM is kept, it just is not counted.
+            Log.AllocationNotRestored(_logger, vm.Id.ToString(), vm.NodeId.Value, result.Refusal!.Summary);
+        }
     }
 
     private void Remember(VmId vm, ReservationId reservation)

@@ -83,7 +83,7 @@ internal sealed class VmService(
             throw;
         }
 
-        placement.Commit(vm.Id, placed.Reservation);
+        placement.Commit(vm, placed.Reservation);
         metrics.VmsCreated.Add(1);
         Log.VmPlaced(logger, vm.Id.ToString(), vm.NodeId.Value);
         Dispatch(vm.NodeId, command);

@@ -5,6 +5,7 @@ using DeCloud.Orchestrator.Storage;
 using DeCloud.Orchestrator.Vms;
 using DeCloud.Protocol.V1;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace DeCloud.Hosts.Tests.Unit;
 
@@ -68,6 +69,28 @@ public sealed class OrchestratorTests : IDisposable
         // A heartbeat brings it back online for placement.
         reopened.RecordHeartbeat(node, default, [], DateTimeOffset.UnixEpoch);
         Assert.True(placement.Inventory.GetUsage(node).IsOnline);
+    }
+
+    [Fact]
+    public void Commit_HoldExpiredWhileStoring_StoredVmStillCounted()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var placement = new NodePlacement(time);
+        var store = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
+        var node = RegisterNode(store);
+        var request = new VmRequest("t", new Resources(8, 8192, 100), QualityTier.Dedicated, BandwidthTier.Standard, null, "debian-12");
+        var vm = NewVm(node) with { Resources = request.Resources, QualityTier = request.QualityTier };
+
+        var held = placement.Hold(vm.Id, request);
+        Assert.True(held.Succeeded);
+        time.Advance(TimeSpan.FromMinutes(5));
+        placement.Commit(vm, held.Reservation);
+
+        var usage = placement.Inventory.GetUsage(node);
+        Assert.Equal(usage.Capacity, usage.Allocated);
+        Assert.False(placement.Hold(VmId.New(), request).Succeeded);
+        placement.Release(vm.Id);
+        Assert.True(placement.Hold(VmId.New(), request).Succeeded);
     }
 
     [Fact]
