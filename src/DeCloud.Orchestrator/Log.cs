@@ -33,4 +33,13 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Information, "DeCloud orchestrator listening on {Address}")]
     public static partial void Listening(ILogger logger, string address);
+
+    [LoggerMessage(11, LogLevel.Warning, "VM {VmId} on node {NodeId} is not counted by placement: {Reason}")]
+    public static partial void AllocationNotRestored(ILogger logger, string vmId, string nodeId, string reason);
+
+    [LoggerMessage(12, LogLevel.Warning, "Node {NodeId} cannot receive VMs: {Reason}")]
+    public static partial void NodeNotPlaceable(ILogger logger, string nodeId, string reason);
+
+    [LoggerMessage(13, LogLevel.Information, "VM request refused: {Reason}")]
+    public static partial void PlacementRefused(ILogger logger, string reason);
 }

@@ -14,6 +14,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
@@ -55,8 +56,9 @@ public static class OrchestratorServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<OrchestratorOptions>>().Value;
-            return new OrchestratorStore(new SqliteDatabase(Path.Combine(o.DataDirectory, "orchestrator.db")));
+            return new OrchestratorStore(new SqliteDatabase(Path.Combine(o.DataDirectory, "orchestrator.db")), sp.GetRequiredService<NodePlacement>());
         });
+        services.TryAddSingleton(sp => new NodePlacement(sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
         services.TryAddSingleton<AgentSessions>();
         services.TryAddSingleton<RelayAssigner>();
         services.TryAddSingleton<OrchestratorMetrics>();

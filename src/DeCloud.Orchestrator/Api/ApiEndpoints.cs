@@ -1,4 +1,5 @@
 using DeCloud.Core.Model;
+using DeCloud.Core.Scheduling;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Orchestrator.Vms;
 using Microsoft.AspNetCore.Builder;
@@ -54,12 +55,12 @@ internal static class ApiEndpoints
                 return Problem(400, "Invalid VM request", error!, field);
             }
 
-            var (outcome, vm, detail) = service.Create(Wallet(http), request);
+            var (outcome, vm, detail, refusal) = service.Create(Wallet(http), request);
             return outcome switch
             {
                 VmOutcome.Ok => Results.Created($"/api/v1/vms/{vm!.Id}", VmView.From(vm)),
-                VmOutcome.NodeUnavailable => Problem(409, "Target node unavailable", detail!),
-                _ => Problem(503, "No capacity", detail!),
+                VmOutcome.NodeUnavailable => Refused("Target node unavailable", detail!, refusal),
+                _ => Refused("No capacity", detail!, refusal),
             };
         }).WithSummary("Creates a VM, auto-placed or on a chosen node (nodeId).");
 
@@ -211,6 +212,16 @@ internal static class ApiEndpoints
     internal static IResult Problem(int status, string title, string detail, string? field = null) =>
         Results.Problem(detail: detail, statusCode: status, title: title,
             extensions: field is null ? null : new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>A placement refusal as 409 problem details carrying the scheduler's explanation.</summary>
+    private static IResult Refused(string title, string detail, PlacementRefusal? refusal) =>
+        Results.Problem(detail: detail, statusCode: 409, title: title, extensions: refusal is null ? null : new Dictionary<string, object?>
+        {
+            ["inventorySize"] = refusal.InventorySize,
+            ["rejections"] = refusal.Rejections.Select(r => new RejectionView(r.Filter, r.Nodes)).ToList(),
+            ["nearMisses"] = refusal.NearMisses.Select(m => new NearMissView(m.Filter, m.Nodes, m.Shortfall, m.Message)).ToList(),
+            ["structuralReason"] = refusal.StructuralReason,
+        });
 
     private static string Cut(string s) => s.Length <= 80 ? s : s[..80] + "...";
 }

@@ -87,3 +87,9 @@ internal sealed record PortView(string VmId, string Host, int PublicPort, int Ta
         return new(p.VmId.ToString(), host, p.PublicPort, p.TargetPort, p.Protocol, p.NodeId.Value, relay?.Id.Value, p.State);
     }
 }
+
+/// <summary>How many nodes one scheduler filter rejected (in a 409 placement refusal).</summary>
+internal sealed record RejectionView(string Filter, int Nodes);
+
+/// <summary>Nodes that failed exactly one filter, and by how much (in a 409 placement refusal).</summary>
+internal sealed record NearMissView(string Filter, int Nodes, long Shortfall, string Message);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using DeCloud.Core.Model;
 using DeCloud.Core.Sqlite;
+using DeCloud.Orchestrator.Vms;
 using DeCloud.Protocol.V1;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
@@ -49,12 +50,13 @@ internal sealed class OrchestratorStore
     private readonly SqliteDatabase _db;
     private readonly Lock _write = new();
 
-    // An in-memory mirror of the nodes and of what live VMs hold on each, kept in step with every write
-    // (under _write), so placement and node queries never scan SQLite.
+    // An in-memory mirror of the nodes, kept in step with every write (under _write), so node queries never
+    // scan SQLite. Placement state (capacity, online, what live VMs hold) is Core's NodeInventory, fed from here.
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Allocation> _allocations = new(StringComparer.Ordinal);
+    private readonly NodePlacement? _placement;
 
-    public OrchestratorStore(SqliteDatabase db)
+    /// <summary>Opens the store; when <paramref name="placement"/> is given, rebuilds it from the stored nodes and live VMs and keeps it in step.</summary>
+    public OrchestratorStore(SqliteDatabase db, NodePlacement? placement = null)
     {
         _db = db;
         _db.Migrate("orchestrator", Migrations);
@@ -63,21 +65,8 @@ internal sealed class OrchestratorStore
             _nodes[n.Id.Value] = n;
         }
 
-        using var c = _db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT node_id, cp, mem, storage, gpus, quality FROM vms WHERE state NOT IN ('Deleted','Failed');";
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            Add(r.GetString(0), Allocation.Of(r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.GetInt32(4), r.GetString(5)), 1);
-        }
-    }
-
-    /// <summary>What live VMs hold on a node: CPU in exact twelfths of a point (per quality tier), memory, storage, GPUs.</summary>
-    internal readonly record struct Allocation(long CpuTwelfths, long MemoryMiB, long StorageGiB, int Gpus)
-    {
-        public static Allocation Of(int points, long memoryMiB, long storageGiB, int gpus, string quality) =>
-            new((long)points * QualityTiers.TwelfthsPerPoint(Enum.Parse<QualityTier>(quality)), memoryMiB, storageGiB, gpus);
+        _placement = placement;
+        placement?.Load(_nodes.Values, ListVms(null).Where(v => VmStates.HoldsResources(v.State)));
     }
 
     // ------------------------------------------------------------------ nodes
@@ -114,7 +103,9 @@ internal sealed class OrchestratorStore
             cmd.Parameters.AddWithValue("$gm", (object?)n.Capacity.GpuModel ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$now", n.LastSeen.ToUnixTimeMilliseconds());
             cmd.ExecuteNonQuery();
-            _nodes[n.Id.Value] = LoadNodes(n.Id).Single();
+            var stored = LoadNodes(n.Id).Single();
+            _nodes[n.Id.Value] = stored;
+            _placement?.NodeChanged(stored);
         }
     }
 
@@ -166,6 +157,7 @@ internal sealed class OrchestratorStore
             if (_nodes.TryGetValue(node.Value, out var known))
             {
                 _nodes[node.Value] = known with { LastSeen = now, Online = true, Used = used };
+                _placement?.NodeOnline(node, true);
             }
         }
     }
@@ -262,15 +254,6 @@ internal sealed class OrchestratorStore
         }
     }
 
-    /// <summary>What live VMs hold on each node (from memory).</summary>
-    public IReadOnlyDictionary<string, Allocation> Allocations()
-    {
-        lock (_write)
-        {
-            return new Dictionary<string, Allocation>(_allocations, StringComparer.Ordinal);
-        }
-    }
-
     // ------------------------------------------------------------------ VMs and commands
 
     /// <summary>
@@ -308,7 +291,6 @@ internal sealed class OrchestratorStore
 
             var command = InsertCommand(c, tx, vm.NodeId, vm.Id, makeCommand, vm.CreatedAt);
             tx.Commit();
-            Add(vm.NodeId.Value, Allocation.Of(vm.Resources.ComputePoints, vm.Resources.MemoryMiB, vm.Resources.StorageGiB, vm.Resources.Gpus, vm.QualityTier.ToString()), 1);
             return command;
         }
     }
@@ -360,7 +342,7 @@ internal sealed class OrchestratorStore
             string kind;
             string? vmText;
             string status;
-            (string Node, Allocation Allocation)? freed = null;
+            VmId? freed = null;
             using (var find = c.CreateCommand())
             {
                 find.Transaction = tx;
@@ -436,22 +418,14 @@ internal sealed class OrchestratorStore
 
                 if (released)
                 {
-                    using var q = c.CreateCommand();
-                    q.Transaction = tx;
-                    q.CommandText = "SELECT node_id, cp, mem, storage, gpus, quality FROM vms WHERE id=$id;";
-                    q.Parameters.AddWithValue("$id", vm.ToString());
-                    using var r = q.ExecuteReader();
-                    if (r.Read())
-                    {
-                        freed = (r.GetString(0), Allocation.Of(r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.GetInt32(4), r.GetString(5)));
-                    }
+                    freed = vm;
                 }
             }
 
             tx.Commit();
             if (freed is { } f)
             {
-                Add(f.Node, f.Allocation, -1);
+                _placement?.Release(f);
             }
 
             return true;
@@ -659,14 +633,8 @@ internal sealed class OrchestratorStore
         if (_nodes.TryGetValue(id, out var n))
         {
             _nodes[id] = n with { Online = online };
+            _placement?.NodeOnline(n.Id, online);
         }
-    }
-
-    private void Add(string node, Allocation a, int sign)
-    {
-        _allocations.TryGetValue(node, out var cur);
-        _allocations[node] = new Allocation(cur.CpuTwelfths + (sign * a.CpuTwelfths), cur.MemoryMiB + (sign * a.MemoryMiB),
-            cur.StorageGiB + (sign * a.StorageGiB), cur.Gpus + (sign * a.Gpus));
     }
 
     private List<NodeRecord> LoadNodes(NodeId? only)

@@ -1,4 +1,5 @@
 using DeCloud.Core.Model;
+using DeCloud.Core.Scheduling;
 using DeCloud.Orchestrator.Agents;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Protocol.V1;
@@ -21,36 +22,49 @@ internal enum VmOutcome
 }
 
 /// <summary>
-/// Carries out VM operations: place, persist the state change together with the agent command in one
+/// Carries out VM operations: place (Core's scheduler, via <see cref="NodePlacement"/>), persist the state change together with the agent command in one
 /// transaction, then push the command to the node's stream (or leave it pending until it reconnects).
 /// </summary>
 internal sealed class VmService(
     OrchestratorStore store,
+    NodePlacement placement,
     AgentSessions sessions,
     OrchestratorMetrics metrics,
     IOptions<OrchestratorOptions> options,
     TimeProvider time,
     ILogger<VmService> logger)
 {
-    private readonly Lock _placementGate = new();
-
-    public (VmOutcome Outcome, VmRecord? Vm, string? Detail) Create(WalletAddress owner, VmRequest request)
+    /// <summary>
+    /// Places the VM through Core's scheduler (a hold), stores the VM row and its create command in one
+    /// transaction, then commits the hold; a failed store releases it. A refusal carries the scheduler's explanation.
+    /// </summary>
+    public (VmOutcome Outcome, VmRecord? Vm, string? Detail, PlacementRefusal? Refusal) Create(WalletAddress owner, VmRequest request)
     {
-        Command command;
-        VmRecord vm;
-        // Placement reads free capacity and writes the VM: serialize so two requests never take the same room.
-        lock (_placementGate)
+        var id = VmId.New();
+        PlacementResult placed;
+        try
         {
-            var (node, why) = Place(request);
-            if (node is null)
-            {
-                return (request.TargetNode is null ? VmOutcome.NoCapacity : VmOutcome.NodeUnavailable, null, why);
-            }
+            placed = placement.Hold(id, request);
+        }
+        catch (DeCloudValidationException ex) when (request.TargetNode is { } target)
+        {
+            // The only request field the API does not validate itself: a target node the fleet does not know.
+            return (VmOutcome.NodeUnavailable, null, $"node {target} is not registered ({ex.Message}).", null);
+        }
 
-            var now = time.GetUtcNow();
-            vm = new VmRecord(VmId.New(), owner, request.Name, node.Id, request.Resources, request.QualityTier, request.BandwidthTier,
-                VmStates.Provisioning, "unknown", null, new Dictionary<string, bool>(), now, now);
-            var spec = BandwidthTierCatalog.Default[request.BandwidthTier];
+        if (!placed.Succeeded)
+        {
+            Log.PlacementRefused(logger, placed.Refusal!.Summary);
+            return (request.TargetNode is null ? VmOutcome.NoCapacity : VmOutcome.NodeUnavailable, null, placed.Refusal.Summary, placed.Refusal);
+        }
+
+        var now = time.GetUtcNow();
+        var vm = new VmRecord(id, owner, request.Name, placed.Node, request.Resources, request.QualityTier, request.BandwidthTier,
+            VmStates.Provisioning, "unknown", null, new Dictionary<string, bool>(), now, now);
+        var spec = BandwidthTierCatalog.Default[request.BandwidthTier];
+        Command command;
+        try
+        {
             command = store.CreateVm(vm, seq => NewCommand(seq, now, c => c.CreateVm = new CreateVm
             {
                 VmId = vm.Id.ToString(),
@@ -63,11 +77,17 @@ internal sealed class VmService(
                 Start = true,
             }));
         }
+        catch
+        {
+            placement.Abandon(placed.Reservation);
+            throw;
+        }
 
+        placement.Commit(vm, placed.Reservation);
         metrics.VmsCreated.Add(1);
         Log.VmPlaced(logger, vm.Id.ToString(), vm.NodeId.Value);
         Dispatch(vm.NodeId, command);
-        return (VmOutcome.Ok, vm, null);
+        return (VmOutcome.Ok, vm, null, null);
     }
 
     public (VmOutcome Outcome, VmRecord? Vm) Start(WalletAddress owner, VmId id) =>
@@ -131,57 +151,6 @@ internal sealed class VmService(
         return (VmOutcome.Ok, store.GetVm(id));
     }
 
-    private (NodeRecord? Node, string? Why) Place(VmRequest request)
-    {
-        var nodes = store.ListNodes();
-        var allocations = store.Allocations();
-        var needTwelfths = (long)request.Resources.ComputePoints * QualityTiers.TwelfthsPerPoint(request.QualityTier);
-        NodeRecord? best = null;
-        long bestFree = -1;
-        foreach (var n in nodes)
-        {
-            if (request.TargetNode is { } target && n.Id != target)
-            {
-                continue;
-            }
-
-            if (!n.Online)
-            {
-                continue;
-            }
-
-            allocations.TryGetValue(n.Id.Value, out var a);
-
-            var freeTwelfths = (long)n.Capacity.ComputePoints * QualityTiers.TwelfthsPerNodePoint - a.CpuTwelfths;
-            if (freeTwelfths < needTwelfths
-                || n.Capacity.MemoryMiB - a.MemoryMiB < request.Resources.MemoryMiB
-                || n.Capacity.StorageGiB - a.StorageGiB < request.Resources.StorageGiB
-                || n.Capacity.Gpus - a.Gpus < request.Resources.Gpus)
-            {
-                continue;
-            }
-
-            if (freeTwelfths > bestFree)
-            {
-                best = n;
-                bestFree = freeTwelfths;
-            }
-        }
-
-        if (best is not null)
-        {
-            return (best, null);
-        }
-
-        if (request.TargetNode is { } t)
-        {
-            var node = nodes.FirstOrDefault(n => n.Id == t);
-            return (null, node is null ? $"node {t} is not registered." : !node.Online ? $"node {t} is offline." : $"node {t} has no room for {Describe(request)}.");
-        }
-
-        return (null, $"no online node has room for {Describe(request)}.");
-    }
-
     private void Dispatch(NodeId node, Command command)
     {
         if (sessions.TrySend(node, new OrchestratorMessage { Command = command }))
@@ -189,9 +158,6 @@ internal sealed class VmService(
             metrics.CommandsSent.Add(1);
         }
     }
-
-    private static string Describe(VmRequest r) =>
-        $"{r.Resources.ComputePoints} points ({r.QualityTier}), {r.Resources.MemoryMiB} MiB, {r.Resources.StorageGiB} GiB";
 
     private static Command NewCommand(ulong seq, DateTimeOffset now, Action<Command> fill)
     {

@@ -173,7 +173,7 @@ public sealed class ControlPlaneEndToEndTests
 
         using var client = await cloud.SignInAsync();
         var noNode = await Assert.ThrowsAsync<ApiException>(() => client.CreateVmAsync(new { name = "x", computePoints = 1, memoryMiB = 1, storageGiB = 1 }, default)).Within();
-        Assert.Equal(503, noNode.Status);
+        Assert.Equal(409, noNode.Status);
         var badSize = await Assert.ThrowsAsync<ApiException>(() => client.CreateVmAsync(new { name = "x", computePoints = 0, memoryMiB = 1, storageGiB = 1 }, default)).Within();
         Assert.Equal(400, badSize.Status);
         Assert.Contains("computePoints", badSize.Detail, StringComparison.Ordinal);

@@ -2,8 +2,10 @@ using DeCloud.Core.Model;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator;
 using DeCloud.Orchestrator.Storage;
+using DeCloud.Orchestrator.Vms;
 using DeCloud.Protocol.V1;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace DeCloud.Hosts.Tests.Unit;
 
@@ -50,11 +52,45 @@ public sealed class OrchestratorTests : IDisposable
         var vm = NewVm(node);
         store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
 
-        var reopened = CreateSut();
+        store.MarkOffline(node);
+
+        var placement = new NodePlacement(TimeProvider.System);
+        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
         Assert.Equal(vm.Id, reopened.GetVm(vm.Id)!.Id);
         Assert.Single(reopened.PendingCommands(node));
-        Assert.Equal(2L * QualityTiers.TwelfthsPerPoint(QualityTier.Standard), reopened.Allocations()[node.Value].CpuTwelfths);
         Assert.NotNull(reopened.GetNode(node));
+
+        // Core's inventory is rebuilt: the node (offline, as stored) with the VM's exact allocation.
+        var usage = placement.Inventory.GetUsage(node);
+        Assert.False(usage.IsOnline);
+        Assert.Equal(2L * QualityTiers.TwelfthsPerPoint(QualityTier.Standard), usage.Allocated.CpuTwelfths);
+        Assert.Equal(256, usage.Allocated.MemoryMiB);
+
+        // A heartbeat brings it back online for placement.
+        reopened.RecordHeartbeat(node, default, [], DateTimeOffset.UnixEpoch);
+        Assert.True(placement.Inventory.GetUsage(node).IsOnline);
+    }
+
+    [Fact]
+    public void Commit_HoldExpiredWhileStoring_StoredVmStillCounted()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var placement = new NodePlacement(time);
+        var store = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
+        var node = RegisterNode(store);
+        var request = new VmRequest("t", new Resources(8, 8192, 100), QualityTier.Dedicated, BandwidthTier.Standard, null, "debian-12");
+        var vm = NewVm(node) with { Resources = request.Resources, QualityTier = request.QualityTier };
+
+        var held = placement.Hold(vm.Id, request);
+        Assert.True(held.Succeeded);
+        time.Advance(TimeSpan.FromMinutes(5));
+        placement.Commit(vm, held.Reservation);
+
+        var usage = placement.Inventory.GetUsage(node);
+        Assert.Equal(usage.Capacity, usage.Allocated);
+        Assert.False(placement.Hold(VmId.New(), request).Succeeded);
+        placement.Release(vm.Id);
+        Assert.True(placement.Hold(VmId.New(), request).Succeeded);
     }
 
     [Fact]
