@@ -297,10 +297,13 @@ internal sealed class LedgerWriter : IDisposable
         _dirty.Clear();
     }
 
-    public SqliteCommand Prepare(string sql, params string[] parameters)
+    public SqliteCommand Prepare(string sql, params string[] parameters) => Prepare(Connection, Transaction, sql, parameters);
+
+    /// <summary>A command on <paramref name="connection"/> in <paramref name="transaction"/> with named, unset parameters.</summary>
+    public static SqliteCommand Prepare(SqliteConnection connection, SqliteTransaction? transaction, string sql, params string[] parameters)
     {
-        var cmd = Connection.CreateCommand();
-        cmd.Transaction = Transaction;
+        var cmd = connection.CreateCommand();
+        cmd.Transaction = transaction;
         cmd.CommandText = sql;
         foreach (var p in parameters)
         {

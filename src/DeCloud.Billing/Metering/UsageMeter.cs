@@ -214,13 +214,13 @@ public sealed class UsageMeter
         var problems = new List<string>();
         using var c = _ledger.Database.Open();
         using var tx = c.BeginTransaction(deferred: false);
-        using var insert = Prepare(c, tx,
+        using var insert = LedgerWriter.Prepare(c, tx,
             """
             INSERT INTO usage_records (record_id, vm_id, node_id, sequence, observed_at_ms, running_seconds, relayed_bytes, total_bytes)
             VALUES ($id, $vm, $n, $s, $t, $rs, $rb, $tb) ON CONFLICT (record_id) DO NOTHING;
             """, "$id", "$vm", "$n", "$s", "$t", "$rs", "$rb", "$tb");
-        using var find = Prepare(c, tx, "SELECT running_seconds, relayed_bytes, total_bytes, observed_at_ms FROM usage_records WHERE record_id = $id;", "$id");
-        using var lease = Prepare(c, tx, "SELECT node_id, closed FROM billing_leases WHERE vm_id = $vm;", "$vm");
+        using var find = LedgerWriter.Prepare(c, tx, "SELECT running_seconds, relayed_bytes, total_bytes, observed_at_ms FROM usage_records WHERE record_id = $id;", "$id");
+        using var lease = LedgerWriter.Prepare(c, tx, "SELECT node_id, closed FROM billing_leases WHERE vm_id = $vm;", "$vm");
         var leases = new Dictionary<VmId, string?>();
         var maxima = new Dictionary<VmId, UsageRecord>();
         // Insert in key order: neighbouring keys land on the same B-tree pages (fewer page visits per record).
@@ -266,7 +266,7 @@ public sealed class UsageMeter
             }
         }
 
-        using var state = Prepare(c, tx,
+        using var state = LedgerWriter.Prepare(c, tx,
             """
             INSERT INTO usage_state (vm_id, running_seconds, relayed_bytes, total_bytes, last_observed_ms) VALUES ($vm, $rs, $rb, $tb, $t)
             ON CONFLICT (vm_id) DO UPDATE SET running_seconds = MAX(running_seconds, excluded.running_seconds),
@@ -295,7 +295,7 @@ public sealed class UsageMeter
     public AccrualResult Accrue() => _ledger.InTransaction(w =>
     {
         var due = new List<(string Vm, LeaseRow Row, long Running)>();
-        using (var q = Prepare(w.Connection, w.Transaction,
+        using (var q = w.Prepare(
             """
             SELECT l.vm_id, l.user_wallet, l.operator_wallet, l.relay_wallet, l.hourly_rate, l.billed_seconds, l.charged_micro, s.running_seconds
             FROM billing_leases l JOIN usage_state s ON s.vm_id = l.vm_id
@@ -312,7 +312,7 @@ public sealed class UsageMeter
         int postings = 0;
         long total = 0;
         using var accrual = PrepareAccrualInsert(w);
-        using var update = Prepare(w.Connection, w.Transaction,
+        using var update = w.Prepare(
             "UPDATE billing_leases SET billed_seconds = $s, charged_micro = $c WHERE vm_id = $vm;", "$s", "$c", "$vm");
         foreach (var (vm, row, running) in due)
         {
@@ -352,7 +352,7 @@ public sealed class UsageMeter
         var hourly = Accrue();
         var last = _ledger.InTransaction(w =>
         {
-            using var q = Prepare(w.Connection, w.Transaction,
+            using var q = w.Prepare(
                 """
                 SELECT l.vm_id, l.user_wallet, l.operator_wallet, l.relay_wallet, l.hourly_rate, l.billed_seconds, l.charged_micro,
                     COALESCE(s.running_seconds, 0), l.closed, l.node_id
@@ -382,7 +382,7 @@ public sealed class UsageMeter
             var amount = cumulative - row.Charged;
             using var accrual = PrepareAccrualInsert(w);
             var posted = amount > 0 && Charge(w, accrual, vm.ToString(), row, "close", (seconds + 3599) / 3600, amount);
-            using var update = Prepare(w.Connection, w.Transaction,
+            using var update = w.Prepare(
                 "UPDATE billing_leases SET billed_seconds = $s, charged_micro = $c, closed = 1 WHERE vm_id = $vm;", "$s", "$c", "$vm");
             update.Parameters[0].Value = seconds;
             update.Parameters[1].Value = Math.Max(cumulative, row.Charged);
@@ -417,7 +417,7 @@ public sealed class UsageMeter
         return _ledger.InTransaction(w =>
         {
             var periods = new List<(string Vm, string Node, string User, string Operator, long Amount, long NodeAmount)>();
-            using (var q = Prepare(w.Connection, w.Transaction,
+            using (var q = w.Prepare(
                 """
                 SELECT a.vm_id, l.node_id, l.user_wallet, l.operator_wallet, SUM(a.amount), SUM(a.node_amount)
                 FROM accruals a JOIN billing_leases l ON l.vm_id = a.vm_id
@@ -436,7 +436,7 @@ public sealed class UsageMeter
             }
 
             long credited = 0;
-            using var record = Prepare(w.Connection, w.Transaction,
+            using var record = w.Prepare(
                 "INSERT INTO sla_credits (vm_id, period_start_ms, period_end_ms, uptime, amount) VALUES ($vm, $f, $t, $u, $a);",
                 "$vm", "$f", "$t", "$u", "$a");
             foreach (var p in periods)
@@ -505,19 +505,6 @@ public sealed class UsageMeter
         var platform = (long)decimal.Floor(amount * platformShare);
         var relay = relayed ? (long)decimal.Floor(amount * relayShare) : 0;
         return (amount - platform - relay, relay, platform);
-    }
-
-    private static SqliteCommand Prepare(SqliteConnection c, SqliteTransaction tx, string sql, params string[] parameters)
-    {
-        var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        foreach (var p in parameters)
-        {
-            cmd.Parameters.Add(new SqliteParameter { ParameterName = p });
-        }
-
-        return cmd;
     }
 
     private static SqliteCommand PrepareAccrualInsert(LedgerWriter w) => w.Prepare(

@@ -150,9 +150,7 @@ public sealed partial class SqliteAuthorizationAuditLog : IAuthorizationAuditLog
     {
         using var c = _database.Open();
         using var tx = c.BeginTransaction();
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "INSERT INTO authorization_audit (at_ms, outcome, source, reason, subject, vm, project, scope) VALUES ($at, $o, $src, $r, $s, $vm, $p, $scope);";
+        using var cmd = c.Command("INSERT INTO authorization_audit (at_ms, outcome, source, reason, subject, vm, project, scope) VALUES ($at, $o, $src, $r, $s, $vm, $p, $scope);", tx);
         var at = cmd.Parameters.Add("$at", SqliteType.Integer);
         var outcome = cmd.Parameters.Add("$o", SqliteType.Text);
         var source = cmd.Parameters.Add("$src", SqliteType.Text);

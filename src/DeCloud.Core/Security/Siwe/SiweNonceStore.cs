@@ -43,21 +43,15 @@ public sealed class SqliteSiweNonceStore : ISiweNonceStore
         ArgumentException.ThrowIfNullOrEmpty(nonce);
         using var c = _database.Open();
         using var tx = c.BeginTransaction();
-        using (var purge = c.CreateCommand())
+        using (var purge = c.Command("DELETE FROM siwe_nonces WHERE expires_at_ms <= $now;", tx)
+                   .With("$now", issuedAt.ToUnixMs()))
         {
-            purge.Transaction = tx;
-            purge.CommandText = "DELETE FROM siwe_nonces WHERE expires_at_ms <= $now;";
-            purge.Parameters.AddWithValue("$now", issuedAt.ToUnixTimeMilliseconds());
             await purge.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        using (var insert = c.CreateCommand())
+        using (var insert = c.Command("INSERT INTO siwe_nonces (nonce, issued_at_ms, expires_at_ms) VALUES ($n, $i, $e);", tx)
+                   .With("$n", nonce).With("$i", issuedAt.ToUnixMs()).With("$e", expiresAt.ToUnixMs()))
         {
-            insert.Transaction = tx;
-            insert.CommandText = "INSERT INTO siwe_nonces (nonce, issued_at_ms, expires_at_ms) VALUES ($n, $i, $e);";
-            insert.Parameters.AddWithValue("$n", nonce);
-            insert.Parameters.AddWithValue("$i", issuedAt.ToUnixTimeMilliseconds());
-            insert.Parameters.AddWithValue("$e", expiresAt.ToUnixTimeMilliseconds());
             await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -69,10 +63,8 @@ public sealed class SqliteSiweNonceStore : ISiweNonceStore
     {
         ArgumentNullException.ThrowIfNull(nonce);
         using var c = _database.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "DELETE FROM siwe_nonces WHERE nonce = $n AND expires_at_ms > $now;";
-        cmd.Parameters.AddWithValue("$n", nonce);
-        cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
+        using var cmd = c.Command("DELETE FROM siwe_nonces WHERE nonce = $n AND expires_at_ms > $now;")
+            .With("$n", nonce).With("$now", now.ToUnixMs());
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 }
