@@ -78,6 +78,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
             return ExitCodes.Failure;
         }
 
+        await BillingStepAsync(client, natNode.Id, ct).ConfigureAwait(false);
+
         // 5. The NAT'd node got a relay (the public node runs the relay role), and opened its tunnel.
         var relayed = await WaitAsync(async () =>
         {
@@ -231,6 +233,15 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         }
 
         throw new CliException(ExitCodes.Failure, $"timed out waiting for {what}.");
+    }
+
+    /// <summary>The cost estimate of the backend VM's shape on the NAT'd node, and the user's balance with the VMs' frozen rates.</summary>
+    private async Task BillingStepAsync(OrchestratorClient client, string nodeId, CancellationToken ct)
+    {
+        var estimate = await client.EstimateVmAsync(new { computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId }, ct).ConfigureAwait(false);
+        await Step("cost estimate through the API (POST /api/v1/vms/estimate):\n" + BillingCommands.EstimateText(estimate).TrimEnd()).ConfigureAwait(false);
+        var balance = await client.GetBalanceAsync(ct).ConfigureAwait(false);
+        await Step("balance (GET /api/v1/balance), each VM's rate frozen at placement:\n" + BillingCommands.BalanceText(balance).TrimEnd()).ConfigureAwait(false);
     }
 
     private Task Step(string text) => Say($"[{++_step}] {text}");
