@@ -61,7 +61,7 @@ internal sealed class FeaturedNodes(OrchestratorStore store, NodePriceBook price
             var measured = uptime?.GetUptime(node.Id, now - Window, now) is { } u ? Math.Clamp(u, 0m, 1m) : (decimal?)null;
             var score = Math.Round((UptimeWeight * (measured ?? UnknownUptime)) + (PriceWeight * priceScore), 4);
             var reason = string.Create(CultureInfo.InvariantCulture,
-                $"{(measured is { } m ? $"uptime {m:P1} over 30 days" : "uptime not measured yet (counted as 50%)")}; reference VM {hourly:0.######} USDC/h ({(floor > 0 ? hourly / floor : 1m):0.00}x the floor); score = 0.6 x uptime + 0.4 x price = {score:0.####}");
+                $"{(measured is { } m ? $"uptime {m * 100:0.0}% over 30 days" : "uptime not measured yet (counted as 50%)")}; reference VM {hourly:0.######} USDC/h ({(floor > 0 ? hourly / floor : 1m):0.00}x the floor); score = 0.6 x uptime + 0.4 x price = {score:0.####}");
             ranked.Add(new FeaturedNode(node, score, measured, hourly, Math.Round(priceScore, 4), reason));
         }
 
