@@ -277,7 +277,7 @@ internal static partial class BillingEndpoints
 
         if (!request.HasJsonContentType())
         {
-            return (null, ApiEndpoints.Problem(415, "Unsupported media type", "Send the body as application/json."));
+            return (null, ApiEndpoints.Problem(415, "Unsupported Media Type", "Send the body as application/json."));
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(MaxBodyBytes + 1);
