@@ -25,6 +25,12 @@ internal sealed record DepositInfo(string TxHash, long LogIndex, string From, lo
 /// <summary>POST /api/v1/deposits.</summary>
 internal sealed record DepositClaimInfo(string TxHash, string Outcome, long Confirmations, int RequiredConfirmations, List<DepositInfo> Deposits);
 
+/// <summary>Hourly USDC rates per resource.</summary>
+internal sealed record RatesInfo(decimal CpuPerPointHour, decimal MemoryPerGiBHour, decimal StoragePerGiBHour, decimal GpuPerHour);
+
+/// <summary>PATCH /api/v1/nodes/{id}/pricing.</summary>
+internal sealed record PricingUpdateInfo(string NodeId, RatesInfo Requested, RatesInfo Effective, List<string> RaisedToFloor, RatesInfo Floors);
+
 /// <summary>The billing calls of the orchestrator's API.</summary>
 internal static class BillingClient
 {
@@ -33,6 +39,9 @@ internal static class BillingClient
 
     public static Task<EstimateInfo> EstimateVmAsync(this OrchestratorClient client, object request, CancellationToken ct) =>
         client.SendAsync<EstimateInfo>(HttpMethod.Post, "api/v1/vms/estimate", request, ct);
+
+    public static Task<PricingUpdateInfo> SetNodePricingAsync(this OrchestratorClient client, string nodeId, object rates, CancellationToken ct) =>
+        client.SendAsync<PricingUpdateInfo>(HttpMethod.Patch, $"api/v1/nodes/{Uri.EscapeDataString(nodeId)}/pricing", rates, ct);
 
     public static Task<DepositClaimInfo> ClaimDepositAsync(this OrchestratorClient client, string txHash, CancellationToken ct) =>
         client.SendAsync<DepositClaimInfo>(HttpMethod.Post, "api/v1/deposits", new { txHash }, ct);

@@ -103,11 +103,11 @@ internal static class BillingCommands
         return cmd;
     }
 
-    private static string EstimateTable(string title, CostEstimateInfo e) =>
+    internal static string EstimateTable(string title, CostEstimateInfo e) =>
         $"Estimate {title}: {Usdc(e.HourlyUsdc)} USDC/h, {Usdc(e.DailyUsdc)} USDC/day, {Usdc(e.MonthlyUsdc)} USDC/month ({e.QualityTier} quality, {e.BandwidthTier} bandwidth)\n"
         + Table.Render(["ITEM", "QUANTITY", "USDC/unit-h", "USDC/h"],
             e.Lines.Select(l => (IReadOnlyList<string>)[l.Item, l.Quantity.ToString("0.####", CultureInfo.InvariantCulture), Usdc(l.UnitRateUsdc), Usdc(l.HourlyUsdc)]))
         + $"resources {Usdc(e.ResourceHourlyUsdc)} x bandwidth multiplier {e.BandwidthMultiplier.ToString("0.##", CultureInfo.InvariantCulture)} + bandwidth {Usdc(e.BandwidthHourlyUsdc)} = {Usdc(e.HourlyUsdc)} USDC/h\n";
 
-    private static string Usdc(decimal v) => v.ToString("0.######", CultureInfo.InvariantCulture);
+    internal static string Usdc(decimal v) => v.ToString("0.######", CultureInfo.InvariantCulture);
 }
