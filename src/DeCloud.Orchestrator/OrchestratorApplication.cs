@@ -77,6 +77,7 @@ public static class OrchestratorServiceCollectionExtensions
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(OrchestratorMetrics.MeterName, "DeCloud.*")
             .AddPrometheusExporter());
+        Billing.OrchestratorBillingRegistration.AddOrchestratorBilling(services);
         return new OrchestratorBuilder(services);
     }
 

@@ -31,6 +31,7 @@ internal sealed class AgentWorker(
     ILogger<AgentWorker> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly UsageReporter _usage = new(state, time);
 
     public override void Dispose()
     {
@@ -219,6 +220,7 @@ internal sealed class AgentWorker(
             }
         }
 
+        _usage.Fill(hb);
         await SendAsync(stream, new AgentMessage { Heartbeat = hb }, ct).ConfigureAwait(false);
     }
 

@@ -77,7 +77,7 @@ internal sealed class OrchestratorClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
+    internal async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)

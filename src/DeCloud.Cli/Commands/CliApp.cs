@@ -21,6 +21,8 @@ internal static class CliApp
             root.Subcommands.Add(c);
         }
 
+        BillingCommands.AddTo(root, output);
+
         try
         {
             return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);

@@ -251,7 +251,7 @@ internal static class UserCommands
         ["VM", "NAME", "STATE", "POWER", "NODE", "POINTS", "MEMORY MiB", "TIER"],
         vms.Select(v => (IReadOnlyList<string>)[v.Id, v.Name, v.State, v.PowerState, Table.Short(v.NodeId), Table.Invariant(v.ComputePoints), Table.Invariant(v.MemoryMiB), v.QualityTier]));
 
-    private static async Task Print(CliOutput output, ParseResult p, object value, Func<string> text, CancellationToken ct)
+    internal static async Task Print(CliOutput output, ParseResult p, object value, Func<string> text, CancellationToken ct)
     {
         if (p.GetValue(output.Json))
         {

@@ -78,6 +78,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
             return ExitCodes.Failure;
         }
 
+        await BillingStepAsync(client, natNode.Id, natKey, ct).ConfigureAwait(false);
+
         // 5. The NAT'd node got a relay (the public node runs the relay role), and opened its tunnel.
         var relayed = await WaitAsync(async () =>
         {
@@ -231,6 +233,23 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         }
 
         throw new CliException(ExitCodes.Failure, $"timed out waiting for {what}.");
+    }
+
+    /// <summary>
+    /// Billing: the NAT'd node's operator sets prices (one below the floor, which Billing raises), the user gets an itemized
+    /// estimate on that node, and the balance shows each VM's rate as frozen at placement (the new prices do not touch it).
+    /// </summary>
+    private async Task BillingStepAsync(OrchestratorClient client, string nodeId, WalletKey operatorKey, CancellationToken ct)
+    {
+        var op = await UserCommands.SignInAsync(client.BaseAddress, operatorKey, ct).ConfigureAwait(false);
+        using var opClient = new OrchestratorClient(client.BaseAddress, op.Token);
+        var priced = await opClient.SetNodePricingAsync(nodeId, new { cpuPerPointHour = 0.004m, memoryPerGiBHour = 0.004m }, ct).ConfigureAwait(false);
+        await Step($"NAT'd node's operator asked CPU 0.004 and memory 0.004 USDC/h (PATCH /api/v1/nodes/{{id}}/pricing): in effect CPU {BillingCommands.Usdc(priced.Effective.CpuPerPointHour)}, memory {BillingCommands.Usdc(priced.Effective.MemoryPerGiBHour)} (raised to the floor: {string.Join(", ", priced.RaisedToFloor)})").ConfigureAwait(false);
+        var estimate = await client.EstimateVmAsync(new { computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId }, ct).ConfigureAwait(false);
+        await Step($"cost estimate (POST /api/v1/vms/estimate), platform defaults {BillingCommands.Usdc(estimate.PlatformDefaults.HourlyUsdc)} USDC/h\n"
+            + BillingCommands.EstimateTable($"on node {Table.Short(nodeId)}", estimate.Node!.Estimate).TrimEnd()).ConfigureAwait(false);
+        var balance = await client.GetBalanceAsync(ct).ConfigureAwait(false);
+        await Step("balance (GET /api/v1/balance); each VM keeps the rate frozen when it was placed:\n" + BillingCommands.BalanceText(balance).TrimEnd()).ConfigureAwait(false);
     }
 
     private Task Step(string text) => Say($"[{++_step}] {text}");

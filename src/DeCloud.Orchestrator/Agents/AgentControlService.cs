@@ -17,6 +17,7 @@ internal sealed class AgentControlService(
     OrchestratorStore store,
     AgentSessions sessions,
     RelayAssigner relays,
+    Billing.IUsageSink usage,
     OrchestratorMetrics metrics,
     IOptions<OrchestratorOptions> options,
     TimeProvider time,
@@ -162,7 +163,7 @@ internal sealed class AgentControlService(
 
         store.RecordHeartbeat(node, new Resources(u.ComputePoints, u.MemoryMib, u.StorageGib, u.Gpus), hb.Vms, time.GetUtcNow());
         metrics.Heartbeats.Add(1);
-        return null;
+        return usage.OnHeartbeat(node, hb);
     }
 
     private string? OnAck(NodeId node, CommandAck ack)

@@ -43,6 +43,7 @@ internal static class ApiEndpoints
         }).WithSummary("Verifies the signed message and returns a bearer session token.");
 
         var authed = api.MapGroup("").AddEndpointFilter(RequireSession);
+        BillingEndpoints.Map(api, authed);
         authed.MapGet("/auth/session", (HttpContext http) => Results.Ok(new SessionResponse(null, Wallet(http).ToString(), null)))
             .WithTags("Sign-in").WithSummary("The wallet of the current session.");
 
@@ -155,7 +156,7 @@ internal static class ApiEndpoints
         };
     }
 
-    private static (VmRequest? Request, string? Field, string? Error) Parse(CreateVmRequest b)
+    internal static (VmRequest? Request, string? Field, string? Error) Parse(CreateVmRequest b)
     {
         var name = string.IsNullOrWhiteSpace(b.Name) ? "vm" : b.Name.Trim();
         if (name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
@@ -205,7 +206,7 @@ internal static class ApiEndpoints
         return await next(context).ConfigureAwait(false);
     }
 
-    private static WalletAddress Wallet(HttpContext http) => (WalletAddress)http.Items[WalletKey]!;
+    internal static WalletAddress Wallet(HttpContext http) => (WalletAddress)http.Items[WalletKey]!;
 
     private static IResult NotFound(string id) => Problem(404, "VM not found", $"No VM {Cut(id)} belongs to this wallet.");
 

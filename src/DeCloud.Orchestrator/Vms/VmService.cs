@@ -28,6 +28,7 @@ internal enum VmOutcome
 internal sealed class VmService(
     OrchestratorStore store,
     NodePlacement placement,
+    Billing.IVmBillingHook billing,
     AgentSessions sessions,
     OrchestratorMetrics metrics,
     IOptions<OrchestratorOptions> options,
@@ -65,6 +66,7 @@ internal sealed class VmService(
         Command command;
         try
         {
+            billing.OnVmPlaced(vm);
             command = store.CreateVm(vm, seq => NewCommand(seq, now, c => c.CreateVm = new CreateVm
             {
                 VmId = vm.Id.ToString(),

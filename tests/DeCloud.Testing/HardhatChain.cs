@@ -5,14 +5,15 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using DeCloud.Testing;
+using Xunit;
 
-namespace DeCloud.Billing.Tests.Chain;
+namespace DeCloud.Testing;
 
 /// <summary>
 /// A real local EVM chain: `hardhat node` (pinned in hardhat/package-lock.json, installed by
 /// eng/install-deps) on 127.0.0.1 with a free port, plus the 6-decimal test token compiled with solc-js.
-/// Skips on a machine without node/hardhat, fails under CI=true.
+/// Skips on a machine without node/hardhat, fails under CI=true. Shared by the Billing tests and the
+/// orchestrator's deposit tests; each test project declares its own collection over it.
 /// </summary>
 public sealed class HardhatChain : IAsyncLifetime
 {
@@ -30,22 +31,8 @@ public sealed class HardhatChain : IAsyncLifetime
 
     public string TokenBytecode { get; private set; } = "";
 
-    public static string ChainDirectory
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                var candidate = Path.Combine(dir.FullName, "tests", "DeCloud.Billing.Tests", "hardhat");
-                if (File.Exists(Path.Combine(candidate, "package.json")))
-                {
-                    return candidate;
-                }
-            }
-
-            throw new InvalidOperationException("tests/DeCloud.Billing.Tests/hardhat not found above " + AppContext.BaseDirectory);
-        }
-    }
+    /// <summary>The npm fixture folder (hardhat and solc-js pinned in its package-lock.json).</summary>
+    public static string ChainDirectory => Path.Combine(RepoPaths.Root, "tests", "DeCloud.Billing.Tests", "hardhat");
 
     public bool Available { get; private set; }
 
@@ -211,10 +198,4 @@ public sealed class HardhatChain : IAsyncLifetime
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class HardhatCollection : ICollectionFixture<HardhatChain>
-{
-    public const string Name = "hardhat";
 }
