@@ -184,7 +184,8 @@ internal sealed class ReceivePipeline
         }
         catch (OperationCanceledException)
         {
-            error = "cancelled";
+            // Cancelled (the receiver is stopping): not a failure of the sink, and staged chunks are still flushed.
+            error = null;
         }
 
         // A cancelled writer leaves chunks behind: give their buffers back.
