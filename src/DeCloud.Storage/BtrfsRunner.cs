@@ -375,4 +375,9 @@ internal static class Libc
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
     public static extern int Fcntl(System.Runtime.InteropServices.SafeHandle fd, int command, int argument);
+
+    /// <summary><c>statx(dirfd, path, flags, mask, buffer)</c> into a 256-byte <c>struct statx</c> (same layout on every architecture).</summary>
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    public static extern int Statx(int directory, [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 }
