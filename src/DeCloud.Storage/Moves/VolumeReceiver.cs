@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.IO.Hashing;
 using System.Text.RegularExpressions;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
