@@ -345,7 +345,7 @@ internal sealed class BtrfsChildProcess : IAsyncDisposable
 /// chunk per wake-up instead of 64 KiB; without it the send process stalls on a full pipe whenever
 /// this process is not scheduled, which halves throughput on a busy host.
 /// </summary>
-internal static partial class PipeSize
+internal static class PipeSize
 {
     private const int FSetPipeSize = 1031;
     private const int Target = 1 << 20;
@@ -359,15 +359,25 @@ internal static partial class PipeSize
 
         try
         {
-            _ = Fcntl(pipe.SafePipeHandle, FSetPipeSize, Target);
+            _ = Libc.Fcntl(pipe.SafePipeHandle, FSetPipeSize, Target);
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
         {
             // Not glibc/musl: keep the default pipe size.
         }
     }
+}
 
+/// <summary>The few libc calls .NET does not expose.</summary>
+internal static class Libc
+{
+    /// <summary><c>fcntl(fd, command, argument)</c>; -1 on failure (errno in <see cref="System.Runtime.InteropServices.Marshal.GetLastPInvokeError"/>).</summary>
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern int Fcntl(System.Runtime.InteropServices.SafeHandle fd, int command, int argument);
+    public static extern int Fcntl(System.Runtime.InteropServices.SafeHandle fd, int command, int argument);
+
+    /// <summary><c>statx(dirfd, path, flags, mask, buffer)</c> into a 256-byte <c>struct statx</c> (same layout on every architecture).</summary>
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    public static extern int Statx(int directory, [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 }

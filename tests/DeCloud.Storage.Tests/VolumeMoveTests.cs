@@ -80,6 +80,28 @@ public sealed class VolumeMoveTests(BtrfsHosts hosts)
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task MoveAsync_OwnersModesAndTimes_ArriveIntactAndVerified()
+    {
+        var s = await CreateSut(new VolumeMoveOptions { CatchUpRounds = 0 });
+        await using var _ = s.Harness;
+        var file = Path.Combine(s.SourcePath, "etc", "conf");
+        (await ProcessRunner.RunAsync("chown", ["-h", "1234:5678", file, Path.Combine(s.SourcePath, "conf-link")]).Within()).EnsureSuccess("chown");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.SetGroup);
+        File.SetLastWriteTimeUtc(file, new DateTime(2020, 1, 2, 3, 4, 5, DateTimeKind.Utc).AddTicks(1234567));
+        Directory.SetLastWriteTimeUtc(Path.Combine(s.SourcePath, "etc"), new DateTime(2019, 5, 6, 7, 8, 9, DateTimeKind.Utc));
+        var paths = new[] { "etc", "etc/conf", "conf-link", "disk.raw", "empty-dir" };
+        var expected = paths.Select(p => EntryAttributes.Of(Path.Combine(s.SourcePath, p))).ToList();
+
+        var result = await s.Sut.MoveAsync("proj", s.Harness.ConnectAsync).Within(Bound);
+
+        var moved = (await s.Destination.GetAsync("proj")).Path;
+        Assert.Equal(expected, paths.Select(p => EntryAttributes.Of(Path.Combine(moved, p))));
+        Assert.Equal(1234u, expected[1].Uid);
+        Assert.Equal(5, result.Files);
+    }
+
+    [Fact]
     public async Task MoveAsync_ConnectionDroppedMidStream_ResumesAndResendsFewerBytes()
     {
         var s = await CreateSut(new VolumeMoveOptions { ChunkSize = 256 * 1024, RetryDelay = TimeSpan.Zero, CatchUpRounds = 0 }, dataBytes: 24 << 20);

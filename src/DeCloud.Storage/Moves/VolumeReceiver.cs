@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.IO.Hashing;
 using System.Text.RegularExpressions;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -247,6 +246,10 @@ public sealed partial class VolumeReceiver
 
             var stagingPath = Path.Combine(StagingPath, begin.SnapshotName + ".stage");
             using var staging = StagingFile.Open(stagingPath, begin.SnapshotUuid, begin.ParentUuid ?? Guid.Empty, begin.ChunkSize);
+            if (staging.Discarded is { } discarded)
+            {
+                Log.StagedChunkDiscarded(_logger, begin.SnapshotName, discarded.Chunk, discarded.Reason, discarded.Bytes);
+            }
             if (!_options.StageChunks)
             {
                 staging.TruncateTo(0);
@@ -288,7 +291,8 @@ public sealed partial class VolumeReceiver
         }
     }
 
-    private readonly record struct Work(byte[] Buffer, int Offset, int Length, byte[]? Hash, IDisposable? Owner);
+    /// <summary>Bytes each queue of the receive pipeline may hold (at least two chunks).</summary>
+    private const int QueueBytes = 16 << 20;
 
     private async Task<(WireStatus Status, string Message, Guid Received)> PumpIntoReceiveAsync(
         FrameChannel channel, StagingFile staging, BeginStream begin, CancellationToken ct)
@@ -297,24 +301,41 @@ public sealed partial class VolumeReceiver
         var completed = false;
         try
         {
-            var work = Channel.CreateBounded<Work>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
-            using var writerCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var writer = WriteToReceiveAsync(work.Reader, staging, _options.StageChunks, receive, writerCts.Token);
+            var pipeline = new ReceivePipeline(receive.Input, _options.StageChunks ? staging : null,
+                Math.Max(2, QueueBytes / begin.ChunkSize), _options.StagingSyncBytes, ct);
             long total = 0;
             var next = 0;
             var failure = (Status: WireStatus.Ok, Message: string.Empty);
+            var ended = false;
+            PipelineOutcome outcome;
             try
             {
-                // Already staged (and verified) chunks first, from local disk.
-                for (var i = 0; i < staging.Count; i++)
+                // The staged (verified) prefix first, from local disk, into the fresh btrfs receive.
+                var replay = staging.Count;
+                for (var i = 0; i < replay; i++)
                 {
+                    if (ReplayHook is { } hook)
+                    {
+                        await hook(begin.SnapshotName, i, ct).ConfigureAwait(false);
+                    }
+
                     var buffer = ArrayPool<byte>.Shared.Rent(begin.ChunkSize);
-                    var n = await staging.ReadAsync(i, buffer, ct).ConfigureAwait(false);
+                    int n;
+                    try
+                    {
+                        n = await staging.ReadAsync(i, buffer, ct).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        throw;
+                    }
+
                     total += n;
-                    await work.Writer.WriteAsync(new Work(buffer, 0, n, null, null), ct).ConfigureAwait(false);
+                    await pipeline.AddAsync(new SharedChunk(buffer, 0, n, null, null), ct).ConfigureAwait(false);
                 }
 
-                next = staging.Count;
+                next = replay;
                 var hash = new byte[WireFormat.HashSize];
                 while (true)
                 {
@@ -333,6 +354,7 @@ public sealed partial class VolumeReceiver
                             }
                         }
 
+                        ended = true;
                         break;
                     }
 
@@ -361,29 +383,28 @@ public sealed partial class VolumeReceiver
                         Log.BadChunk(_logger, begin.SnapshotName, next);
                         failure = (WireStatus.ChunkChecksum, $"chunk {next} of '{begin.SnapshotName}' failed its checksum; {next} verified chunks stay staged for a resume");
                         chunk.Dispose();
-                        // Chunks verified before this one still reach the staging file for the resume.
-                        work.Writer.TryComplete();
                         continue;
                     }
 
                     next++;
                     total += chunk.Data.Length;
-                    await work.Writer.WriteAsync(new Work(chunk.Buffer, chunk.DataOffset, chunk.Data.Length, chunk.Hash.ToArray(), chunk.Owner), ct).ConfigureAwait(false);
+                    await pipeline.AddAsync(chunk.Share(), ct).ConfigureAwait(false);
                 }
             }
             finally
             {
-                work.Writer.TryComplete();
-            }
+                // An interrupted or rejected stream keeps its staged chunks for a resume: flush them to disk
+                // first. A stream that arrived whole needs no flush (its staging file is deleted).
+                outcome = await pipeline.CompleteAsync(flush: !ended || failure.Status != WireStatus.Ok).ConfigureAwait(false);
+                if (outcome.StagingError is { } stagingError)
+                {
+                    Log.StagingFailed(_logger, begin.SnapshotName, stagingError);
+                }
 
-            string? writeError;
-            try
-            {
-                writeError = await writer.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (failure.Status != WireStatus.Ok)
-            {
-                writeError = null;
+                if (!ended || failure.Status != WireStatus.Ok)
+                {
+                    Log.Interrupted(_logger, begin.SnapshotName, outcome.Staged, outcome.Durable);
+                }
             }
 
             if (failure.Status != WireStatus.Ok)
@@ -391,6 +412,7 @@ public sealed partial class VolumeReceiver
                 return (failure.Status, failure.Message, Guid.Empty);
             }
 
+            var writeError = outcome.ReceiveError;
             try
             {
                 await receive.Input.DisposeAsync().ConfigureAwait(false);
@@ -432,6 +454,9 @@ public sealed partial class VolumeReceiver
         }
     }
 
+    /// <summary>Test seam: runs before each staged chunk is replayed into btrfs receive (snapshot name, chunk index).</summary>
+    internal Func<string, int, CancellationToken, ValueTask>? ReplayHook { get; set; }
+
     private async Task RemovePartialAsync(BtrfsChildProcess receive, string name)
     {
         await receive.DisposeAsync().ConfigureAwait(false);
@@ -449,55 +474,6 @@ public sealed partial class VolumeReceiver
         }
     }
 
-    /// <summary>Writes work items to the staging file (network chunks only) and to btrfs receive's stdin. Returns the stdin error, if any.</summary>
-    private static async Task<string?> WriteToReceiveAsync(ChannelReader<Work> reader, StagingFile staging, bool staged, BtrfsChildProcess receive, CancellationToken ct)
-    {
-        string? error = null;
-        await foreach (var w in reader.ReadAllAsync(ct).ConfigureAwait(false))
-        {
-            try
-            {
-                var data = w.Buffer.AsMemory(w.Offset, w.Length);
-                var stage = w.Hash is null || !staged ? ValueTask.CompletedTask : staging.AppendAsync(w.Hash, data, ct);
-                if (error is null)
-                {
-                    try
-                    {
-                        await receive.Input.WriteAsync(data, ct).ConfigureAwait(false);
-                    }
-                    catch (IOException ex)
-                    {
-                        // btrfs receive exited early (bad stream); its stderr says why. Keep draining.
-                        error = ex.Message;
-                    }
-                }
-
-                try
-                {
-                    await stage.ConfigureAwait(false);
-                }
-                catch (IOException)
-                {
-                    // Staging is only for resuming; a full staging disk must not fail the transfer.
-                    staged = false;
-                }
-            }
-            finally
-            {
-                if (w.Owner is not null)
-                {
-                    w.Owner.Dispose();
-                }
-                else
-                {
-                    ArrayPool<byte>.Shared.Return(w.Buffer);
-                }
-            }
-        }
-
-        return error;
-    }
-
     private sealed class DecodedChunk(long index, byte[] buffer, int dataOffset, int length, ReadOnlyMemory<byte> hash, IDisposable? owner) : IDisposable
     {
         public long Index => index;
@@ -510,7 +486,8 @@ public sealed partial class VolumeReceiver
 
         public ReadOnlyMemory<byte> Hash => hash;
 
-        public IDisposable? Owner => owner;
+        /// <summary>Hands the buffer over to a <see cref="SharedChunk"/> (this object must not be disposed after).</summary>
+        public SharedChunk Share() => new(buffer, dataOffset, length, hash.ToArray(), owner);
 
         public void Dispose()
         {
@@ -696,6 +673,15 @@ public sealed partial class VolumeReceiver
 
         [LoggerMessage(EventId = 47, Level = LogLevel.Error, Message = "Could not remove half-received subvolume {Name}: {Message}")]
         public static partial void CleanupFailed(ILogger logger, string name, string message);
+
+        [LoggerMessage(EventId = 49, Level = LogLevel.Warning, Message = "Staging of {Name} stopped ({Message}); the stream continues, but a resume would start from the chunks staged so far")]
+        public static partial void StagingFailed(ILogger logger, string name, string message);
+
+        [LoggerMessage(EventId = 50, Level = LogLevel.Information, Message = "Stream {Name} interrupted: {Staged} verified chunks staged for a resume ({Durable} flushed to disk)")]
+        public static partial void Interrupted(ILogger logger, string name, int staged, int durable);
+
+        [LoggerMessage(EventId = 51, Level = LogLevel.Warning, Message = "Staged chunk {Chunk} of {Name} is unusable ({Reason}): it and every chunk after it ({Bytes} bytes) are discarded and will be fetched again")]
+        public static partial void StagedChunkDiscarded(ILogger logger, string name, int chunk, string reason, long bytes);
 
         [LoggerMessage(EventId = 48, Level = LogLevel.Information, Message = "Staging directory {Path} stays copy-on-write: {Message}")]
         public static partial void NoCowUnavailable(ILogger logger, string path, string message);

@@ -50,7 +50,8 @@ internal enum WireStatus : byte
 internal static class WireFormat
 {
     public const uint Magic = 0x4D534344; // "DCSM"
-    public const ushort Version = 1;
+    /// <summary>2: the verification manifest covers owners, modes and times (a v1 peer would compute another digest).</summary>
+    public const ushort Version = 2;
     public const int HeaderSize = 8;
     public const int ChunkHeaderSize = 8 + 4 + 16;
     public const int ChunkDataOffset = HeaderSize + ChunkHeaderSize;

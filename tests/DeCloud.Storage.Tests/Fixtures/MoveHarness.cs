@@ -18,9 +18,9 @@ public sealed class MoveHarness : IAsyncDisposable
     private readonly Task _accept;
     private readonly ConcurrentQueue<Task> _sessions = new();
 
-    public MoveHarness(BtrfsVolumes destination, VolumeReceiverOptions? options = null)
+    public MoveHarness(BtrfsVolumes destination, VolumeReceiverOptions? options = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
-        Receiver = new VolumeReceiver(destination, options);
+        Receiver = new VolumeReceiver(destination, options, loggerFactory);
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
@@ -88,6 +88,9 @@ public sealed class MoveHarness : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for the <paramref name="index"/>-th accepted connection's session (0-based, accepted already) to end.</summary>
+    public Task SessionEndedAsync(int index) => _sessions.ToArray()[index];
+
     /// <summary>Waits for every server session to end (they end when the client closes).</summary>
     public async Task DrainAsync()
     {
@@ -147,8 +150,12 @@ public sealed class CountingStream(Stream inner, TcpClient? owner) : Stream
     }
 }
 
-/// <summary>Injects faults into writes: breaks the connection after a byte budget, or flips a byte in the n-th large write.</summary>
-public sealed class FaultStream(Stream inner, long breakAfterBytes = long.MaxValue, int corruptLargeWrite = -1) : Stream
+/// <summary>
+/// Injects faults into writes: breaks the connection after a byte budget (the write that crosses it is
+/// dropped whole, so the peer sees whole frames, or with <paramref name="tear"/> sent up to the budget, so
+/// the peer sees a frame cut in the middle), or flips a byte in the n-th large write.
+/// </summary>
+public sealed class FaultStream(Stream inner, long breakAfterBytes = long.MaxValue, int corruptLargeWrite = -1, bool tear = false) : Stream
 {
     private long _written;
     private int _largeWrites;
@@ -170,6 +177,12 @@ public sealed class FaultStream(Stream inner, long breakAfterBytes = long.MaxVal
     {
         if (_written + buffer.Length > breakAfterBytes)
         {
+            if (tear && breakAfterBytes > _written)
+            {
+                await inner.WriteAsync(buffer[..(int)(breakAfterBytes - _written)], cancellationToken);
+                await inner.FlushAsync(cancellationToken);
+            }
+
             inner.Dispose();
             throw new IOException("injected connection loss");
         }
