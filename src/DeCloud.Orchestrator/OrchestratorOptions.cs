@@ -42,6 +42,14 @@ public sealed class OrchestratorOptions
     /// <summary>The domain shown in sign-in messages. Default <c>localhost</c>.</summary>
     public string SignInDomain { get; set; } = "localhost";
 
+    /// <summary>
+    /// The URI sign-in messages name (its origin must match what wallets sign); default <c>http://</c> + <see cref="SignInDomain"/>.
+    /// </summary>
+    public string? SignInUri { get; set; }
+
+    /// <summary>The chain id sign-in messages must name. Default 137 (Polygon).</summary>
+    public long SignInChainId { get; set; } = 137;
+
     /// <summary>Checks every setting; returns the problems found, each naming its property.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -87,6 +95,16 @@ public sealed class OrchestratorOptions
         if (string.IsNullOrWhiteSpace(SignInDomain))
         {
             errors.Add($"{nameof(SignInDomain)} must not be empty.");
+        }
+
+        if (SignInUri is not null && !Uri.TryCreate(SignInUri, UriKind.Absolute, out _))
+        {
+            errors.Add($"{nameof(SignInUri)} '{SignInUri}' must be an absolute URI such as https://app.decloud.example.");
+        }
+
+        if (SignInChainId <= 0)
+        {
+            errors.Add($"{nameof(SignInChainId)} {SignInChainId} must be a positive chain id (137 is Polygon).");
         }
 
         return errors;
