@@ -50,6 +50,12 @@ public sealed class OrchestratorOptions
     /// <summary>The chain id sign-in messages must name. Default 137 (Polygon).</summary>
     public long SignInChainId { get; set; } = 137;
 
+    /// <summary>
+    /// How old the token signing key may get before it is rotated (the previous key keeps verifying for an hour).
+    /// Default 30 days; at least 1 s.
+    /// </summary>
+    public TimeSpan SigningKeyLifetime { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>Checks every setting; returns the problems found, each naming its property.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -100,6 +106,11 @@ public sealed class OrchestratorOptions
         if (SignInUri is not null && !Uri.TryCreate(SignInUri, UriKind.Absolute, out _))
         {
             errors.Add($"{nameof(SignInUri)} '{SignInUri}' must be an absolute URI such as https://app.decloud.example.");
+        }
+
+        if (SigningKeyLifetime < TimeSpan.FromSeconds(1) || SigningKeyLifetime > TimeSpan.FromDays(365))
+        {
+            errors.Add($"{nameof(SigningKeyLifetime)} is {SigningKeyLifetime}; it must be between 1 s and 365 days.");
         }
 
         if (SignInChainId <= 0)

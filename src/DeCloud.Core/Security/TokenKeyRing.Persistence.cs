@@ -65,6 +65,18 @@ public sealed partial class TokenKeyRing
         }
     }
 
+    /// <summary>When the current signing key was made (kept across restarts by a persistent ring), to rotate it by age.</summary>
+    public DateTimeOffset CurrentKeyCreatedAt
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _current.CreatedAt;
+            }
+        }
+    }
+
     /// <summary>True when this ring is kept in an <see cref="ITokenKeyStore"/>.</summary>
     public bool IsPersistent => _store is not null;
 

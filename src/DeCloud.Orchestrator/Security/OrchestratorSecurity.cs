@@ -46,5 +46,6 @@ internal static class OrchestratorSecurity
             .AddSignIn(OrchestratorId, _ => { });
         services.TryAddSingleton<SignInService>();
         services.TryAddSingleton<ConnectTokenService>();
+        services.AddHostedService<SigningKeyRotation>();
     }
 }

@@ -73,6 +73,25 @@ public sealed class PersistentKeyRingTests : IDisposable
     }
 
     [Fact]
+    public void CurrentKeyCreatedAt_AfterRotateAndRestart_IsTheNewKeysCreationTime()
+    {
+        DateTimeOffset created;
+        using (var ring = CreateSut(new SqliteTokenKeyStore(_db.Database)))
+        {
+            Assert.Equal(_clock.GetUtcNow(), ring.CurrentKeyCreatedAt);
+            _clock.Advance(TimeSpan.FromDays(3));
+            ring.Rotate();
+            created = ring.CurrentKeyCreatedAt;
+        }
+
+        _clock.Advance(TimeSpan.FromDays(1));
+        using var after = CreateSut(new SqliteTokenKeyStore(_db.Database));
+
+        Assert.Equal(created.ToUnixTimeMilliseconds(), after.CurrentKeyCreatedAt.ToUnixTimeMilliseconds());
+        Assert.Equal(_clock.GetUtcNow() - TimeSpan.FromDays(1), created);
+    }
+
+    [Fact]
     public void Retire_Persisted_RestartedRingStillRefusesTheRetiredKey()
     {
         string token;

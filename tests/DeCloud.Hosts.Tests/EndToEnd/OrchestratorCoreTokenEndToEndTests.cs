@@ -157,6 +157,31 @@ public sealed class OrchestratorCoreTokenEndToEndTests
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("api/v1/auth/session").Within()).StatusCode);
     }
 
+    [Fact]
+    public async Task SigningKeyRotated_AgentLearnsTheNewKeyFromATokenAndKeepsAcceptingOldOnes()
+    {
+        await using var cloud = await Cloud.StartWithAsync("--Orchestrator:SigningKeyLifetime=00:00:02");
+        var a = await StartAgentAsync(cloud, "rot", false, "--Agent:Authorization:KeySetRefreshInterval=01:00:00");
+        await a.Process.WaitForLineAsync("Token key set version");
+        var (http, _) = await SignInAsync(cloud);
+        using var _ = http;
+        var vm = await CreateVmAsync(http, a.NodeId);
+        var first = await IssueAsync(http, vm, """{"scopes":["ssh"]}""");
+
+        // A key made after the agent's only scheduled fetch: the agent has never seen it.
+        using var anonymous = new HttpClient { BaseAddress = cloud.Api };
+        var known = await anonymous.GetStringAsync(".well-known/decloud-keys.json").Within();
+        var rotated = await cloud.EventuallyAsync(async () =>
+        {
+            var t = await IssueAsync(http, vm, """{"scopes":["ssh"]}""");
+            return known.Contains(t.Body.GetProperty("keyId").GetString()!, StringComparison.Ordinal) ? null : t.Body.GetProperty("token").GetString();
+        }, "a token signed by a rotated key", TimeSpan.FromSeconds(30));
+
+        Assert.Equal(HttpStatusCode.OK, (await AuthorizeAsync(a.Url, new { token = rotated, vmId = vm, scope = "ssh" })).Status);
+        Assert.Equal(HttpStatusCode.OK, (await AuthorizeAsync(a.Url, new { token = first.Body.GetProperty("token").GetString(), vmId = vm, scope = "ssh" })).Status);
+        Assert.Contains("Token signing key rotated", cloud.Orchestrator.Output, StringComparison.Ordinal);
+    }
+
     private sealed record Agent(HostProcess Process, Uri Url, string NodeId);
 
     private static async Task<Agent> StartAgentAsync(Cloud cloud, string name, bool behindNat = false, params string[] extra) =>

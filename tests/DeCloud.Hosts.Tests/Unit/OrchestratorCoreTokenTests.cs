@@ -147,6 +147,22 @@ public sealed class OrchestratorCoreTokenTests : IDisposable
         }, iter: 2000);
     }
 
+    [Fact]
+    public void RotateIfDue_KeyOlderThanLifetime_RotatesOnceThenWaits()
+    {
+        var rotation = new DeCloud.Orchestrator.Security.SigningKeyRotation(_ring, Options.Create(new DeCloud.Orchestrator.OrchestratorOptions()), _clock,
+            NullLogger<DeCloud.Orchestrator.Security.SigningKeyRotation>.Instance);
+        var kid = _ring.CurrentKeyId;
+
+        Assert.False(rotation.RotateIfDue(TimeSpan.FromDays(30)));
+        _clock.Advance(TimeSpan.FromDays(30));
+        Assert.True(rotation.RotateIfDue(TimeSpan.FromDays(30)));
+        Assert.False(rotation.RotateIfDue(TimeSpan.FromDays(30)));
+
+        Assert.NotEqual(kid, _ring.CurrentKeyId);
+        Assert.Equal(2, _ring.GetPublicKeySet().Keys.Count);
+    }
+
     [Theory]
     [InlineData("http://10.0.0.1:7836", "ListenUrl")]
     [InlineData("https://127.0.0.1:7836", "ListenUrl")]
