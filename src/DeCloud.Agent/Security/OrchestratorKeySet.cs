@@ -119,9 +119,15 @@ internal sealed partial class OrchestratorKeySet(
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Loads the cached key set before anything can ask for a token check, then starts fetching.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         LoadCache();
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
         var retry = TimeSpan.FromSeconds(1);
         while (!stoppingToken.IsCancellationRequested)
         {
