@@ -57,6 +57,7 @@ public static class AgentServiceCollectionExtensions
         services.TryAddSingleton<AgentStatus>();
         services.TryAddSingleton<CommandExecutor>();
         services.AddHostedService<AgentWorker>();
+        Security.AgentSecurityRegistration.Add(services);
         return new AgentBuilder(services);
     }
 }

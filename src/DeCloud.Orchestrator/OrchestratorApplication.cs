@@ -53,17 +53,13 @@ public static class OrchestratorServiceCollectionExtensions
         options.Validate(o => o.Validate().Count == 0, "Orchestrator options are invalid.").ValidateOnStart();
         services.TryAddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<OrchestratorOptions>>().Value;
-            return new OrchestratorStore(new SqliteDatabase(Path.Combine(o.DataDirectory, "orchestrator.db")), sp.GetRequiredService<NodePlacement>());
-        });
+        Security.OrchestratorSecurity.Add(services);
+        services.TryAddSingleton(sp => new OrchestratorStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<NodePlacement>()));
         services.TryAddSingleton(sp => new NodePlacement(sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
         services.TryAddSingleton<AgentSessions>();
         services.TryAddSingleton<RelayAssigner>();
         services.TryAddSingleton<OrchestratorMetrics>();
         services.TryAddSingleton<VmService>();
-        services.TryAddSingleton<SignInService>();
         services.AddHostedService<HeartbeatMonitor>();
         services.AddHostedService<StartupRecovery>();
         services.AddGrpc(o =>

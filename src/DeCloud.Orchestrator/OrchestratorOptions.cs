@@ -42,6 +42,20 @@ public sealed class OrchestratorOptions
     /// <summary>The domain shown in sign-in messages. Default <c>localhost</c>.</summary>
     public string SignInDomain { get; set; } = "localhost";
 
+    /// <summary>
+    /// The URI sign-in messages name (its origin must match what wallets sign); default <c>http://</c> + <see cref="SignInDomain"/>.
+    /// </summary>
+    public string? SignInUri { get; set; }
+
+    /// <summary>The chain id sign-in messages must name. Default 137 (Polygon).</summary>
+    public long SignInChainId { get; set; } = 137;
+
+    /// <summary>
+    /// How old the token signing key may get before it is rotated (the previous key keeps verifying for an hour).
+    /// Default 30 days; at least 1 s.
+    /// </summary>
+    public TimeSpan SigningKeyLifetime { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>Checks every setting; returns the problems found, each naming its property.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -87,6 +101,21 @@ public sealed class OrchestratorOptions
         if (string.IsNullOrWhiteSpace(SignInDomain))
         {
             errors.Add($"{nameof(SignInDomain)} must not be empty.");
+        }
+
+        if (SignInUri is not null && !Uri.TryCreate(SignInUri, UriKind.Absolute, out _))
+        {
+            errors.Add($"{nameof(SignInUri)} '{SignInUri}' must be an absolute URI such as https://app.decloud.example.");
+        }
+
+        if (SigningKeyLifetime < TimeSpan.FromSeconds(1) || SigningKeyLifetime > TimeSpan.FromDays(365))
+        {
+            errors.Add($"{nameof(SigningKeyLifetime)} is {SigningKeyLifetime}; it must be between 1 s and 365 days.");
+        }
+
+        if (SignInChainId <= 0)
+        {
+            errors.Add($"{nameof(SignInChainId)} {SignInChainId} must be a positive chain id (137 is Polygon).");
         }
 
         return errors;

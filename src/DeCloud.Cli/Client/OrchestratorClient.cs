@@ -20,6 +20,10 @@ internal sealed record NonceInfo(string Nonce, string Message, DateTimeOffset Ex
 
 internal sealed record SessionInfo(string? Token, string Address, DateTimeOffset? ExpiresAt);
 
+/// <summary>A connect token as the orchestrator's API returns it.</summary>
+internal sealed record ConnectTokenInfo(string Token, Guid TokenId, string KeyId, string Audience, string Via, string VmId, string NodeId,
+    IReadOnlyList<string> Scopes, DateTimeOffset ExpiresAt);
+
 /// <summary>The orchestrator answered with an error (problem details) or could not be reached.</summary>
 internal sealed class ApiException(int status, string title, string detail) : Exception($"{title}: {detail}")
 {
@@ -74,6 +78,9 @@ internal sealed class OrchestratorClient : IDisposable
         SendAsync<List<PortInfo>>(HttpMethod.Get, $"api/v1/vms/{Uri.EscapeDataString(vmId)}/ports", null, ct);
 
     public Task<List<NodeInfo>> SearchNodesAsync(string query, CancellationToken ct) => SendAsync<List<NodeInfo>>(HttpMethod.Get, "api/v1/nodes" + query, null, ct);
+
+    public Task<ConnectTokenInfo> IssueConnectTokenAsync(string vmId, IReadOnlyList<string> scopes, int minutes, CancellationToken ct) =>
+        SendAsync<ConnectTokenInfo>(HttpMethod.Post, $"api/v1/vms/{Uri.EscapeDataString(vmId)}/connect-token", new { scopes, minutes }, ct);
 
     public void Dispose() => _http.Dispose();
 

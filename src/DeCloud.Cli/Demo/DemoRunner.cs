@@ -113,6 +113,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
 
         await Step($"byte round trip through {port.Host}:{port.PublicPort}{(port.ViaRelayNodeId is null ? string.Empty : " (relay -> NAT'd node)")}: sent and received \"{reply}\"").ConfigureAwait(false);
 
+        await Step(await DemoConnectToken.RunAsync(client, pinned, _agents, ct).ConfigureAwait(false)).ConfigureAwait(false);
+
         // 7. Clean up through the API.
         foreach (var vm in new[] { auto, pinned })
         {

@@ -30,6 +30,19 @@ internal static class SecuritySchema
         );
         CREATE INDEX authorization_audit_subject ON authorization_audit (subject, at_ms);
         """,
+        """
+        CREATE TABLE token_keys (
+            kid TEXT NOT NULL PRIMARY KEY,
+            private_key BLOB NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            retires_at_ms INTEGER NULL,
+            is_current INTEGER NOT NULL CHECK (is_current IN (0, 1))
+        );
+        CREATE TABLE token_key_ring (
+            id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        );
+        """,
     ];
 
     public static void Apply(SqliteDatabase database) => database.Migrate(Component, Migrations);

@@ -46,12 +46,18 @@ public sealed class DeCloudSecurityBuilder
         return this;
     }
 
-    /// <summary>Orchestrator: a <see cref="TokenKeyRing"/> and a <see cref="TokenIssuer"/>.</summary>
+    /// <summary>
+    /// Orchestrator: a <see cref="TokenKeyRing"/> and a <see cref="TokenIssuer"/>. The ring is kept in the
+    /// registered <see cref="ITokenKeyStore"/> (for example <see cref="SqliteTokenKeyStore"/>) when there is one,
+    /// otherwise in memory only.
+    /// </summary>
     public DeCloudSecurityBuilder AddTokenIssuing(Action<TokenIssuerOptions>? configureIssuer = null, Action<TokenKeyRingOptions>? configureKeys = null)
     {
         Services.AddOptions<TokenIssuerOptions>().Configure(configureIssuer ?? (_ => { })).Validate(Valid<TokenIssuerOptions>(o => o.Validate())).ValidateOnStart();
         Services.AddOptions<TokenKeyRingOptions>().Configure(configureKeys ?? (_ => { })).Validate(Valid<TokenKeyRingOptions>(o => o.Validate())).ValidateOnStart();
-        Services.TryAddSingleton(sp => new TokenKeyRing(sp.GetRequiredService<IOptions<TokenKeyRingOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        Services.TryAddSingleton(sp => sp.GetService<ITokenKeyStore>() is { } store
+            ? new TokenKeyRing(store, sp.GetRequiredService<IOptions<TokenKeyRingOptions>>().Value, sp.GetRequiredService<TimeProvider>())
+            : new TokenKeyRing(sp.GetRequiredService<IOptions<TokenKeyRingOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
         Services.TryAddSingleton(sp => new TokenIssuer(sp.GetRequiredService<TokenKeyRing>(),
             sp.GetRequiredService<IOptions<TokenIssuerOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
         return this;

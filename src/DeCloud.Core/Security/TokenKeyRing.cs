@@ -40,12 +40,13 @@ public sealed class TokenKeyRingOptions
 /// previous keys that still verify during their rotation overlap. Hosts never hold this: they get
 /// the public half through <see cref="GetPublicKeySet"/>.
 /// </summary>
-public sealed class TokenKeyRing : IDisposable
+public sealed partial class TokenKeyRing : IDisposable
 {
     private readonly object _gate = new();
     private readonly TokenKeyRingOptions _options;
     private readonly TimeProvider _time;
     private readonly List<RingKey> _keys = [];
+    private readonly ITokenKeyStore? _store;
     private RingKey _current;
     private long _version;
     private bool _disposed;
@@ -56,7 +57,7 @@ public sealed class TokenKeyRing : IDisposable
         _options = options ?? new TokenKeyRingOptions();
         _options.Validate();
         _time = timeProvider ?? TimeProvider.System;
-        _current = NewKey(_time.GetUtcNow());
+        _current = NewKey(_time.GetUtcNow(), exportable: false);
         _keys.Add(_current);
         _version = 1;
     }
@@ -95,8 +96,10 @@ public sealed class TokenKeyRing : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var now = _time.GetUtcNow();
+            var next = NewKey(now, exportable: _store is not null);
+            PersistLocked(next, _current, now + _options.RotationOverlap);
             _current.RetiresAt = now + _options.RotationOverlap;
-            _current = NewKey(now);
+            _current = next;
             _keys.Add(_current);
             PruneLocked(now);
             _version++;
@@ -121,9 +124,11 @@ public sealed class TokenKeyRing : IDisposable
             }
 
             var now = _time.GetUtcNow();
-            if (ReferenceEquals(key, _current))
+            var next = ReferenceEquals(key, _current) ? NewKey(now, exportable: _store is not null) : null;
+            PersistLocked(next, key, now);
+            if (next is not null)
             {
-                _current = NewKey(now);
+                _current = next;
                 _keys.Add(_current);
             }
 
@@ -209,9 +214,14 @@ public sealed class TokenKeyRing : IDisposable
         }
     }
 
-    private static RingKey NewKey(DateTimeOffset now)
+    private static RingKey NewKey(DateTimeOffset now, bool exportable) =>
+        FromKey(Key.Create(SignatureAlgorithm.Ed25519, new KeyCreationParameters
+        {
+            ExportPolicy = exportable ? KeyExportPolicies.AllowPlaintextExport : KeyExportPolicies.None,
+        }), now);
+
+    private static RingKey FromKey(Key key, DateTimeOffset now)
     {
-        var key = Key.Create(SignatureAlgorithm.Ed25519);
         var pk = key.PublicKey.Export(KeyBlobFormat.RawPublicKey);
         var kid = KeyIdOf(pk);
         var footer = JsonSerializer.SerializeToUtf8Bytes(new TokenFooter(kid), SecurityJsonContext.Default.TokenFooter);

@@ -18,25 +18,25 @@ internal static class ApiEndpoints
         var api = app.MapGroup("/api/v1");
 
         var auth = api.MapGroup("/auth").WithTags("Sign-in");
-        auth.MapPost("/nonce", (NonceRequest body, SignInService signIn) =>
+        auth.MapPost("/nonce", async (NonceRequest body, SignInService signIn, CancellationToken ct) =>
         {
             if (!WalletAddress.TryParse(body.Address, out var wallet, out var error))
             {
                 return Problem(400, "Invalid address", "address: " + error);
             }
 
-            var (nonce, message, expires) = signIn.BeginSignIn(wallet);
+            var (nonce, message, expires) = await signIn.BeginSignInAsync(wallet, ct).ConfigureAwait(false);
             return Results.Ok(new NonceResponse(nonce, message, expires));
         }).WithSummary("Starts a Sign-In with Ethereum: returns the message to sign.");
 
-        auth.MapPost("/verify", (VerifyRequest body, SignInService signIn) =>
+        auth.MapPost("/verify", async (VerifyRequest body, SignInService signIn, CancellationToken ct) =>
         {
             if (string.IsNullOrEmpty(body.Message) || string.IsNullOrEmpty(body.Signature))
             {
                 return Problem(400, "Invalid sign-in", "message and signature are required.");
             }
 
-            var (token, wallet, expires, error) = signIn.Complete(body.Message, body.Signature);
+            var (token, wallet, expires, error) = await signIn.CompleteAsync(body.Message, body.Signature, ct).ConfigureAwait(false);
             return token is null
                 ? Problem(401, "Sign-in failed", error!)
                 : Results.Ok(new SessionResponse(token, wallet.ToString(), expires));
@@ -116,6 +116,8 @@ internal static class ApiEndpoints
             var vm = store.GetVm(vmId);
             return vm is null || vm.Owner != Wallet(http) ? NotFound(id) : Results.Ok(store.ListPorts(vmId).Select(p => PortView.From(p, store)).ToList());
         }).WithSummary("Lists the public ports of a VM.");
+
+        SecurityEndpoints.Map(app, vms);
 
         var nodes = api.MapGroup("/nodes").WithTags("Nodes");
         nodes.MapGet("", (string? region, int? minComputePoints, string? tag, bool? online, OrchestratorStore store) =>
@@ -208,7 +210,7 @@ internal static class ApiEndpoints
 
     internal static WalletAddress Wallet(HttpContext http) => (WalletAddress)http.Items[WalletKey]!;
 
-    private static IResult NotFound(string id) => Problem(404, "VM not found", $"No VM {Cut(id)} belongs to this wallet.");
+    internal static IResult NotFound(string id) => Problem(404, "VM not found", $"No VM {Cut(id)} belongs to this wallet.");
 
     internal static IResult Problem(int status, string title, string detail, string? field = null) =>
         Results.Problem(detail: detail, statusCode: status, title: title,
@@ -224,5 +226,5 @@ internal static class ApiEndpoints
             ["structuralReason"] = refusal.StructuralReason,
         });
 
-    private static string Cut(string s) => s.Length <= 80 ? s : s[..80] + "...";
+    internal static string Cut(string s) => s.Length <= 80 ? s : s[..80] + "...";
 }

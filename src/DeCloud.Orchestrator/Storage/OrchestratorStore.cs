@@ -564,33 +564,8 @@ internal sealed class OrchestratorStore
 
     // ------------------------------------------------------------------ sign-in
 
-    public void AddNonce(string nonce, DateTimeOffset expires)
-    {
-        lock (_write)
-        {
-            using var c = _db.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "DELETE FROM nonces WHERE expires_at < $now; INSERT INTO nonces (nonce, expires_at) VALUES ($n, $e);";
-            cmd.Parameters.AddWithValue("$n", nonce);
-            cmd.Parameters.AddWithValue("$e", expires.ToUnixTimeMilliseconds());
-            cmd.Parameters.AddWithValue("$now", expires.ToUnixTimeMilliseconds() - (long)TimeSpan.FromDays(1).TotalMilliseconds);
-            cmd.ExecuteNonQuery();
-        }
-    }
-
-    /// <summary>Consumes a nonce once; false when unknown, used or expired.</summary>
-    public bool ConsumeNonce(string nonce, DateTimeOffset now)
-    {
-        lock (_write)
-        {
-            using var c = _db.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "DELETE FROM nonces WHERE nonce=$n RETURNING expires_at;";
-            cmd.Parameters.AddWithValue("$n", nonce);
-            var v = cmd.ExecuteScalar();
-            return v is long expires && expires >= now.ToUnixTimeMilliseconds();
-        }
-    }
+    // Sign-in nonces live in Core's siwe_nonces table (SqliteSiweNonceStore); the nonces table of
+    // migration 1 is no longer written.
 
     public void AddSession(string tokenHash, WalletAddress wallet, DateTimeOffset expires)
     {

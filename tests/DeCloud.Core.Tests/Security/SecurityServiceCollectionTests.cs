@@ -36,6 +36,25 @@ public sealed class SecurityServiceCollectionTests
     }
 
     [Fact]
+    public void Resolve_WithTokenKeyStore_RingIsPersistentAndSurvivesANewContainer()
+    {
+        using var db = new SqliteTestDatabase();
+        string kid;
+        using (var first = new ServiceCollection().AddSingleton<ITokenKeyStore>(new SqliteTokenKeyStore(db.Database))
+                   .AddDeCloudSecurity().AddTokenIssuing().Services.BuildServiceProvider())
+        {
+            var ring = first.GetRequiredService<TokenKeyRing>();
+            Assert.True(ring.IsPersistent);
+            kid = ring.CurrentKeyId;
+        }
+
+        using var second = new ServiceCollection().AddSingleton<ITokenKeyStore>(new SqliteTokenKeyStore(db.Database))
+            .AddDeCloudSecurity().AddTokenIssuing().Services.BuildServiceProvider();
+
+        Assert.Equal(kid, second.GetRequiredService<TokenKeyRing>().CurrentKeyId);
+    }
+
+    [Fact]
     public void Resolve_BadSignInOptions_FailsNamingTheProperty()
     {
         using var sp = new ServiceCollection().AddDeCloudSecurity().AddTokenIssuing()

@@ -133,7 +133,7 @@ public sealed class SiweSignInTests : IDisposable
     {
         _ = new SqliteSiweNonceStore(_db.Database);
 
-        Assert.Equal(1, _db.Database.SchemaVersion("security"));
+        Assert.Equal(2, _db.Database.SchemaVersion("security"));
     }
 
     private SiweSignIn CreateSut() => new(SiweTestKit.Options(), new SqliteSiweNonceStore(_db.Database), _clock);

@@ -33,6 +33,19 @@ internal sealed class Cloud : IAsyncDisposable
         return cloud;
     }
 
+    /// <summary>Like <see cref="StartAsync()"/>, with extra orchestrator arguments (e.g. <c>--Orchestrator:SigningKeyLifetime=...</c>).</summary>
+    public static async Task<Cloud> StartWithAsync(params string[] orchestratorArgs)
+    {
+        var cloud = new Cloud(Directory.CreateTempSubdirectory("dch-e2e-").FullName) { ApiPort = HostProcess.FreePort(), AgentPort = HostProcess.FreePort() };
+        cloud.Orchestrator = HostProcess.Start([
+            "orchestrator", "--api-url", $"http://127.0.0.1:{cloud.ApiPort}", "--agent-url", $"http://127.0.0.1:{cloud.AgentPort}",
+            "--data", Path.Combine(cloud.Dir, "orchestrator"), "--Orchestrator:HeartbeatInterval=00:00:00.300", "--Orchestrator:OfflineAfter=00:00:02",
+            .. orchestratorArgs]);
+        cloud.Api = new Uri((await cloud.Orchestrator.WaitForLineAsync(@"decloud orchestrator api (\S+)")).Groups[1].Value);
+        cloud.Agents = new Uri((await cloud.Orchestrator.WaitForLineAsync(@"decloud orchestrator agents (\S+)")).Groups[1].Value);
+        return cloud;
+    }
+
     /// <summary>(Re)starts the orchestrator on the same ports and data folder.</summary>
     public async Task StartOrchestratorAsync()
     {

@@ -14,6 +14,7 @@ public sealed class DemoEndToEndTests
         Assert.Contains("auto-placed on node", demo.Output, StringComparison.Ordinal);
         Assert.Contains("placed on the chosen NAT'd node", demo.Output, StringComparison.Ordinal);
         Assert.Contains("(relay -> NAT'd node): sent and received \"hello through DeCloud\"", demo.Output, StringComparison.Ordinal);
+        Assert.Contains("accepted by that node, refused by node", demo.Output, StringComparison.Ordinal);
         Assert.Contains("Shut down cleanly", demo.Output, StringComparison.Ordinal);
     }
 }
