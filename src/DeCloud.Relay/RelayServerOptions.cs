@@ -66,6 +66,21 @@ public sealed class RelayServerOptions
     /// <summary>Delay nodes are told to wait before reconnecting when the server stops gracefully. Default 2 s.</summary>
     public TimeSpan GoAwayReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// The data path of forwarded TCP streams. Default <see cref="RelayStreamTransport.DedicatedConnection"/>: for each
+    /// public connection the relay asks the node (over the tunnel) to open one more connection to the control
+    /// endpoint, presenting a single-use nonce, and forwards bytes unframed over it; nodes that ask for
+    /// <see cref="RelayStreamTransport.Multiplexed"/> keep their streams in the tunnel. Set
+    /// <see cref="RelayStreamTransport.Multiplexed"/> here to keep every node's streams in its tunnel.
+    /// </summary>
+    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.DedicatedConnection;
+
+    /// <summary>
+    /// Most connections to the control endpoint still in their handshake (TLS, authentication, or a data connection
+    /// not yet presenting its nonce); further ones are closed at once. Bounds what a connection flood holds. Default 1024.
+    /// </summary>
+    public int MaxPendingHandshakes { get; set; } = 1024;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid property.</summary>
     public void Validate()
     {
@@ -86,6 +101,8 @@ public sealed class RelayServerOptions
         Check(MaxUdpFlowsPerMapping > 0, nameof(MaxUdpFlowsPerMapping), "must be positive");
         Check(MaxBandwidthPerMapping >= 0, nameof(MaxBandwidthPerMapping), "must not be negative");
         Check(GoAwayReconnectDelay >= TimeSpan.Zero, nameof(GoAwayReconnectDelay), "must not be negative");
+        Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use DedicatedConnection or Multiplexed");
+        Check(MaxPendingHandshakes > 0, nameof(MaxPendingHandshakes), $"is {MaxPendingHandshakes}; use a positive number");
     }
 
     internal static void Check(bool valid, string property, string problem)
