@@ -306,14 +306,34 @@ public sealed class RelayClient : IAsyncDisposable
         using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         var dialer = _dialer ??= new RelayDialer(_options);
-        var connection = await dialer.DialAsync(linked.Token).ConfigureAwait(false);
+        using var activity = RelayMetrics.ActivitySource.StartActivity("relay.tunnel.connect", System.Diagnostics.ActivityKind.Client);
+        activity?.SetTag("server.address", _options.ServerHost);
+        activity?.SetTag("server.port", _options.ServerPort);
+        activity?.SetTag("decloud.relay.node_id", _options.NodeId);
+        activity?.SetTag("decloud.relay.tls", _options.UseTls);
+        try
+        {
+            var connected = await ConnectCoreAsync(dialer, linked.Token).ConfigureAwait(false);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Ok);
+            return connected;
+        }
+        catch (Exception ex)
+        {
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
+            throw;
+        }
+    }
+
+    private async Task<ConnectedTunnel> ConnectCoreAsync(RelayDialer dialer, CancellationToken cancellationToken)
+    {
+        var connection = await dialer.DialAsync(cancellationToken).ConfigureAwait(false);
         var socket = connection.Socket;
         var transport = connection.Stream;
         TunnelConnection? tunnel = null;
         try
         {
             tunnel = new TunnelConnection(transport, _settings, isServer: false, _timeProvider, _tunnelLogger, $"relay {_options.ServerHost}:{_options.ServerPort}", socket);
-            var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+            var (header, payload) = await tunnel.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
             if (header.Type == FrameType.Error)
             {
                 throw new RelayProtocolException($"The relay refused the tunnel: {ErrorMessage.Decode(payload)?.Message}.");
@@ -325,10 +345,10 @@ public sealed class RelayClient : IAsyncDisposable
                 throw new RelayProtocolException($"Expected a version {FrameHeader.CurrentVersion} Hello from the relay, got {header.Type}.");
             }
 
-            var proof = await _credentials.CreateProofAsync(_options.NodeId, hello.Challenge, linked.Token).ConfigureAwait(false);
+            var proof = await _credentials.CreateProofAsync(_options.NodeId, hello.Challenge, cancellationToken).ConfigureAwait(false);
             var capabilities = _options.StreamTransport == RelayStreamTransport.DedicatedConnection ? NodeCapabilities.DedicatedConnections : NodeCapabilities.None;
-            await tunnel.SendAsync(FrameType.Auth, 0, new AuthMessage(_options.NodeId, proof.ToArray(), capabilities).Encode(), linked.Token).ConfigureAwait(false);
-            (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+            await tunnel.SendAsync(FrameType.Auth, 0, new AuthMessage(_options.NodeId, proof.ToArray(), capabilities).Encode(), cancellationToken).ConfigureAwait(false);
+            (header, payload) = await tunnel.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
             var result = header.Type == FrameType.AuthResult ? AuthResultMessage.Decode(payload) : null;
             if (result is null)
             {

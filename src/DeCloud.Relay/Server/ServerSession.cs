@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using DeCloud.Relay.Diagnostics;
@@ -152,6 +153,21 @@ internal sealed class ServerSession : ITunnelHandler
             : ForwardMultiplexedAsync(mapping, mappingId, client);
     }
 
+    /// <summary>A span over opening one forwarded stream (until bytes flow or it is refused), with the node, port and data path.</summary>
+    private Activity? StartStreamOpen(PublishedMapping mapping, IPEndPoint? remote)
+    {
+        var activity = RelayMetrics.ActivitySource.StartActivity("relay.stream.open", ActivityKind.Server);
+        if (activity is not null)
+        {
+            activity.SetTag("decloud.relay.node_id", NodeId);
+            activity.SetTag("decloud.relay.public_port", mapping.Record.PublicPort);
+            activity.SetTag("decloud.relay.transport", Transport == RelayStreamTransport.DedicatedConnection ? "dedicated" : "multiplexed");
+            activity.SetTag("client.address", remote?.Address.ToString());
+        }
+
+        return activity;
+    }
+
     private static void Refuse(Socket client)
     {
         try
@@ -178,6 +194,7 @@ internal sealed class ServerSession : ITunnelHandler
             return;
         }
 
+        var activity = StartStreamOpen(mapping, remote);
         try
         {
             var channel = _dataChannels.Register(this);
@@ -196,6 +213,8 @@ internal sealed class ServerSession : ITunnelHandler
                     _ => ex.Message,
                 };
                 channel.Abandon();
+                activity?.SetStatus(ActivityStatusCode.Error, reason);
+                activity?.Dispose();
                 Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, reason);
                 RelayMetrics.Error(ex is TimeoutException ? "data_connection_timeout" : "connect_failed");
                 Refuse(client);
@@ -215,6 +234,8 @@ internal sealed class ServerSession : ITunnelHandler
                 }
                 catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
                 {
+                    activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+                    activity?.Dispose();
                     Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, "the data connection failed: " + ex.Message);
                     RelayMetrics.Error("connect_failed");
                     data.Abort();
@@ -223,6 +244,8 @@ internal sealed class ServerSession : ITunnelHandler
                 }
             }
 
+            activity?.SetStatus(ActivityStatusCode.Ok);
+            activity?.Dispose();
             RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
             RelayMetrics.ActiveStreams.Add(1);
             try
@@ -259,6 +282,7 @@ internal sealed class ServerSession : ITunnelHandler
             return;
         }
 
+        using var activity = StartStreamOpen(mapping, remote);
         try
         {
             await Tunnel.SendAsync(FrameType.StreamOpen, stream.Id, new StreamOpenMessage(mappingId, remote, local).Encode()).ConfigureAwait(false);
@@ -275,6 +299,7 @@ internal sealed class ServerSession : ITunnelHandler
         }
         catch (Exception ex) when (ex is RelayException or TimeoutException)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, ex.Message);
             RelayMetrics.Error("connect_failed");
             stream.Abort(WireError.ConnectFailed);
@@ -282,6 +307,8 @@ internal sealed class ServerSession : ITunnelHandler
             return;
         }
 
+        activity?.SetStatus(ActivityStatusCode.Ok);
+        activity?.Stop();
         RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
         RelayMetrics.ActiveStreams.Add(1);
         try
