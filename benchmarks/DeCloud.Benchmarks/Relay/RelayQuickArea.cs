@@ -52,21 +52,21 @@ public sealed class RelayQuickArea : IQuickArea
 
         using var certificate = CreateCertificate();
         using var loggerFactory = StderrLoggerFactory.FromEnvironment();
-        var port = 47000;
         foreach (var transport in new[] { RelayStreamTransport.DedicatedConnection, RelayStreamTransport.Multiplexed })
         {
             foreach (var tls in new[] { false, true })
             {
+                var publicPort = PeerProcesses.FreePort();
                 await using var server = new RelayServer(new RelayServerOptions
                 {
                     ControlEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
                     PublicAddress = IPAddress.Loopback,
-                    PortRangeStart = port,
-                    PortRangeEnd = port + 99,
+                    // A port free right now, not a fixed range: other sessions on a shared machine run this benchmark too.
+                    PortRangeStart = publicPort,
+                    PortRangeEnd = publicPort,
                     Certificate = tls ? certificate : null,
                     StreamTransport = transport,
                 }, new HmacChallengeAuthenticator(Secret), loggerFactory);
-                port += 100;
                 await server.StartAsync(cancellationToken);
                 await using var client = new RelayClient(new RelayClientOptions
                 {
@@ -249,7 +249,8 @@ public sealed class RelayQuickArea : IQuickArea
 
         await using var peers = new PeerProcesses();
         var control = PeerProcesses.FreePort();
-        var relay = peers.Start("dotnet", sample, "server", "--control", $"127.0.0.1:{control}", "--ports", "48000-48010", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
+        var idlePort = PeerProcesses.FreePort();
+        var relay = peers.Start("dotnet", sample, "server", "--control", $"127.0.0.1:{control}", "--ports", $"{idlePort}-{idlePort}", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
         await PeerProcesses.WaitListeningAsync(control);
 
         const int tunnels = 200;
@@ -300,7 +301,8 @@ public sealed class RelayQuickArea : IQuickArea
         PeerProcesses peers, string sample, int holdPort, string transport, int streams, CancellationToken cancellationToken)
     {
         var control = PeerProcesses.FreePort();
-        var relay = peers.Start("dotnet", sample, "server", "--control", $"127.0.0.1:{control}", "--ports", "48020-48030", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
+        var publicPort = PeerProcesses.FreePort();
+        var relay = peers.Start("dotnet", sample, "server", "--control", $"127.0.0.1:{control}", "--ports", $"{publicPort}-{publicPort}", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
         var relayPid = relay.Id;
         await PeerProcesses.WaitListeningAsync(control);
         var published = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -321,7 +323,7 @@ public sealed class RelayQuickArea : IQuickArea
             // Warm the path, then measure.
             for (var i = 0; i < 100; i++)
             {
-                sockets.Add(await HeldConnectionAsync(cancellationToken));
+                sockets.Add(await HeldConnectionAsync(publicPort, cancellationToken));
             }
 
             await Task.Delay(500, cancellationToken);
@@ -330,7 +332,7 @@ public sealed class RelayQuickArea : IQuickArea
             var sw = Stopwatch.StartNew();
             while (sockets.Count < streams && sw.Elapsed < TimeSpan.FromSeconds(20))
             {
-                var batch = await Task.WhenAll(Enumerable.Range(0, Math.Min(100, streams - sockets.Count)).Select(_ => HeldConnectionAsync(cancellationToken)));
+                var batch = await Task.WhenAll(Enumerable.Range(0, Math.Min(100, streams - sockets.Count)).Select(_ => HeldConnectionAsync(publicPort, cancellationToken)));
                 sockets.AddRange(batch);
             }
 
@@ -372,10 +374,10 @@ public sealed class RelayQuickArea : IQuickArea
                         sel.unregister(key.fileobj); key.fileobj.close()
         """;
 
-    private static async Task<Socket> HeldConnectionAsync(CancellationToken cancellationToken)
+    private static async Task<Socket> HeldConnectionAsync(int publicPort, CancellationToken cancellationToken)
     {
         var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, 48020), cancellationToken);
+        await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, publicPort), cancellationToken);
         await s.SendAsync(new[] { (byte)'H' }, cancellationToken);
         return s;
     }
