@@ -1,12 +1,13 @@
 // RelayEmbedding: the smallest program that embeds DeCloud.Relay, in two modes.
 //
 //   server --control 0.0.0.0:7835 --ports 40000-40100 --secret <text> [--db relay.db] [--public-host relay.example]
-//          [--cert relay.pfx] [--bind 0.0.0.0] [--transport dedicated|multiplexed]
+//          [--cert relay.pfx] [--bind 0.0.0.0] [--transport auto|dedicated|multiplexed]
 //   client --server relay.example:7835 --node <id> --secret <text> [--tls-pin <sha256-hex>] [--proxy]
-//          [--limit <bytes/s>] [--probe <port>] [--transport dedicated|multiplexed] tcp:HOST:PORT [udp:HOST:PORT ...]
+//          [--limit <bytes/s>] [--probe <port>] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT [udp:HOST:PORT ...]
 //
-// --transport picks the data path of TCP streams: "dedicated" (the default: one connection from the node to the
-// relay per stream, raw bytes) or "multiplexed" (every stream framed inside the one tunnel connection).
+// --transport picks the data path of TCP streams: "auto" (the default: dedicated without TLS, multiplexed with TLS),
+// "dedicated" (one connection from the node to the relay per stream, raw bytes) or "multiplexed" (every stream framed
+// inside the one tunnel connection).
 //
 // The client prints one line per mapping, "PUBLIC <proto> <public host:port> -> <target host:port>",
 // then serves until Ctrl+C or SIGTERM. The server prints "LISTENING <control endpoint>".
@@ -18,8 +19,8 @@ using Microsoft.Extensions.Logging;
 
 if (args.Length == 0 || args[0] is not ("server" or "client"))
 {
-    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP] [--transport dedicated|multiplexed]");
-    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] [--transport dedicated|multiplexed] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
+    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP] [--transport auto|dedicated|multiplexed]");
+    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
     return 2;
 }
 
@@ -29,15 +30,16 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
 AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 using var loggerFactory = new StderrLoggerFactory(options.ContainsKey("verbose") ? LogLevel.Debug : LogLevel.Information);
 var secret = Encoding.UTF8.GetBytes(Arguments.Require(options, "secret"));
-var transport = options.GetValueOrDefault("transport", "dedicated") switch
+var transport = options.GetValueOrDefault("transport", "auto") switch
 {
+    "auto" => RelayStreamTransport.Automatic,
     "dedicated" => RelayStreamTransport.DedicatedConnection,
     "multiplexed" => RelayStreamTransport.Multiplexed,
     _ => (RelayStreamTransport?)null,
 };
 if (transport is null)
 {
-    Console.Error.WriteLine($"Bad --transport '{options["transport"]}': use dedicated or multiplexed.");
+    Console.Error.WriteLine($"Bad --transport '{options["transport"]}': use auto, dedicated or multiplexed.");
     return 2;
 }
 

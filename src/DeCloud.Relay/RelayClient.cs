@@ -346,7 +346,7 @@ public sealed class RelayClient : IAsyncDisposable
             }
 
             var proof = await _credentials.CreateProofAsync(_options.NodeId, hello.Challenge, cancellationToken).ConfigureAwait(false);
-            var capabilities = _options.StreamTransport == RelayStreamTransport.DedicatedConnection ? NodeCapabilities.DedicatedConnections : NodeCapabilities.None;
+            var capabilities = _options.EffectiveStreamTransport == RelayStreamTransport.DedicatedConnection ? NodeCapabilities.DedicatedConnections : NodeCapabilities.None;
             await tunnel.SendAsync(FrameType.Auth, 0, new AuthMessage(_options.NodeId, proof.ToArray(), capabilities).Encode(), cancellationToken).ConfigureAwait(false);
             (header, payload) = await tunnel.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
             var result = header.Type == FrameType.AuthResult ? AuthResultMessage.Decode(payload) : null;

@@ -49,12 +49,20 @@ public sealed class RelayClientOptions
     public TimeSpan UdpFlowIdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// The data path of forwarded TCP streams. Default <see cref="RelayStreamTransport.DedicatedConnection"/>: the node
-    /// opens one outbound connection to the relay per stream (the NAT lets it out, as it lets the tunnel out) and
-    /// bytes flow at plain TCP speed. Choose <see cref="RelayStreamTransport.Multiplexed"/> to keep every stream inside
-    /// the tunnel. The relay must allow dedicated connections too, or streams stay multiplexed.
+    /// The data path of forwarded TCP streams. Default <see cref="RelayStreamTransport.Automatic"/>: one outbound
+    /// connection from the node to the relay per stream (the NAT lets it out, as it lets the tunnel out; bytes flow at
+    /// plain TCP speed) when <see cref="UseTls"/> is off, every stream inside the tunnel when it is on (a TLS handshake
+    /// per stream would make connection setup slow). Set <see cref="RelayStreamTransport.DedicatedConnection"/> or
+    /// <see cref="RelayStreamTransport.Multiplexed"/> to choose. The relay must allow dedicated connections too.
     /// </summary>
-    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.DedicatedConnection;
+    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
+
+    /// <summary>The data path <see cref="StreamTransport"/> resolves to with these options.</summary>
+    internal RelayStreamTransport EffectiveStreamTransport => StreamTransport switch
+    {
+        RelayStreamTransport.Automatic => UseTls ? RelayStreamTransport.Multiplexed : RelayStreamTransport.DedicatedConnection,
+        var chosen => chosen,
+    };
 
     /// <summary>
     /// With dedicated connections, how many data connections the node keeps dialled ahead (TCP and TLS handshakes
@@ -85,6 +93,6 @@ public sealed class RelayClientOptions
         RelayServerOptions.Check(UdpFlowIdleTimeout > TimeSpan.Zero, nameof(UdpFlowIdleTimeout), "must be positive");
         RelayServerOptions.Check(DataConnectionPoolSize is >= 0 and <= 256, nameof(DataConnectionPoolSize), $"is {DataConnectionPoolSize}; use 0-256");
         RelayServerOptions.Check(DataConnectionPoolIdleTimeout > TimeSpan.Zero, nameof(DataConnectionPoolIdleTimeout), "must be positive");
-        RelayServerOptions.Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use DedicatedConnection or Multiplexed");
+        RelayServerOptions.Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use Automatic, DedicatedConnection or Multiplexed");
     }
 }

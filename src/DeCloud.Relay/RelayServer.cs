@@ -452,7 +452,7 @@ public sealed class RelayServer : IAsyncDisposable
             }
 
             tunnel.Name = $"{auth.NodeId}@{remote}";
-            var dedicated = _options.StreamTransport == RelayStreamTransport.DedicatedConnection && auth.Capabilities.HasFlag(NodeCapabilities.DedicatedConnections);
+            var dedicated = _options.StreamTransport != RelayStreamTransport.Multiplexed && auth.Capabilities.HasFlag(NodeCapabilities.DedicatedConnections);
             session = new ServerSession(this, tunnel, auth.NodeId, remote, _options.StreamOpenTimeout, _logger, _dataChannels, dedicated);
             if (_sessions.TryGetValue(auth.NodeId, out var previous))
             {

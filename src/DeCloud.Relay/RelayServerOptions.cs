@@ -67,13 +67,14 @@ public sealed class RelayServerOptions
     public TimeSpan GoAwayReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// The data path of forwarded TCP streams. Default <see cref="RelayStreamTransport.DedicatedConnection"/>: for each
-    /// public connection the relay asks the node (over the tunnel) to open one more connection to the control
-    /// endpoint, presenting a single-use nonce, and forwards bytes unframed over it; nodes that ask for
-    /// <see cref="RelayStreamTransport.Multiplexed"/> keep their streams in the tunnel. Set
-    /// <see cref="RelayStreamTransport.Multiplexed"/> here to keep every node's streams in its tunnel.
+    /// Whether nodes may carry forwarded TCP streams over dedicated data connections. Default
+    /// <see cref="RelayStreamTransport.Automatic"/> (the same as <see cref="RelayStreamTransport.DedicatedConnection"/>
+    /// here): for each public connection the relay asks a node that wants it (over the tunnel) to open one more
+    /// connection to the control endpoint, presenting a single-use nonce, and forwards bytes unframed over it; other
+    /// nodes keep their streams in the tunnel. <see cref="RelayStreamTransport.Multiplexed"/> keeps every node's streams
+    /// in its tunnel.
     /// </summary>
-    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.DedicatedConnection;
+    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
 
     /// <summary>
     /// Most connections to the control endpoint still in their handshake (TLS, authentication, or a data connection
@@ -101,7 +102,7 @@ public sealed class RelayServerOptions
         Check(MaxUdpFlowsPerMapping > 0, nameof(MaxUdpFlowsPerMapping), "must be positive");
         Check(MaxBandwidthPerMapping >= 0, nameof(MaxBandwidthPerMapping), "must not be negative");
         Check(GoAwayReconnectDelay >= TimeSpan.Zero, nameof(GoAwayReconnectDelay), "must not be negative");
-        Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use DedicatedConnection or Multiplexed");
+        Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use Automatic, DedicatedConnection or Multiplexed");
         Check(MaxPendingHandshakes > 0, nameof(MaxPendingHandshakes), $"is {MaxPendingHandshakes}; use a positive number");
     }
 

@@ -26,10 +26,12 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public void Options_DefaultTransport_IsDedicatedConnection()
+    public void Options_DefaultTransport_DedicatedWithoutTlsMultiplexedWithTls()
     {
-        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayServerOptions().StreamTransport);
-        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayClientOptions().StreamTransport);
+        Assert.Equal(RelayStreamTransport.Automatic, new RelayServerOptions().StreamTransport);
+        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayClientOptions().EffectiveStreamTransport);
+        Assert.Equal(RelayStreamTransport.Multiplexed, new RelayClientOptions { UseTls = true }.EffectiveStreamTransport);
+        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayClientOptions { UseTls = true, StreamTransport = RelayStreamTransport.DedicatedConnection }.EffectiveStreamTransport);
     }
 
     [Fact]

@@ -42,7 +42,7 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
     {
         _dialer = dialer;
         Tunnel = tunnel;
-        if (options.StreamTransport == RelayStreamTransport.DedicatedConnection && options.DataConnectionPoolSize > 0)
+        if (options.EffectiveStreamTransport == RelayStreamTransport.DedicatedConnection && options.DataConnectionPoolSize > 0)
         {
             _warm = new WarmDataConnections(dialer, options.DataConnectionPoolSize, options.DataConnectionPoolIdleTimeout, options.ConnectTimeout, tunnel.TimeProvider, tunnel.Closed);
         }

@@ -110,6 +110,7 @@ public sealed class DedicatedConnectionTests
     [InlineData(RelayStreamTransport.DedicatedConnection, RelayStreamTransport.DedicatedConnection, RelayStreamTransport.DedicatedConnection)]
     [InlineData(RelayStreamTransport.DedicatedConnection, RelayStreamTransport.Multiplexed, RelayStreamTransport.Multiplexed)]
     [InlineData(RelayStreamTransport.Multiplexed, RelayStreamTransport.DedicatedConnection, RelayStreamTransport.Multiplexed)]
+    [InlineData(RelayStreamTransport.Automatic, RelayStreamTransport.Automatic, RelayStreamTransport.DedicatedConnection)]
     public async Task Transport_RelayAndNodeSettings_DedicatedOnlyWhenBothAllowAndEitherWayForwards(
         RelayStreamTransport relay, RelayStreamTransport node, RelayStreamTransport expected)
     {

@@ -177,7 +177,7 @@ internal sealed class RelayHarness : IAsyncDisposable
     public int ControlPort { get; private set; }
 
     /// <summary>Starts a relay; <paramref name="transport"/> is the data path of the relay and of every client started from the harness.</summary>
-    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null, RelayStreamTransport transport = RelayStreamTransport.DedicatedConnection)
+    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null, RelayStreamTransport transport = RelayStreamTransport.Automatic)
     {
         var harness = new RelayHarness(configure, transport);
         await harness.StartServerAsync(0);

@@ -5,11 +5,11 @@ using DeCloud.Testing;
 
 namespace DeCloud.Relay.Tests.EndToEnd;
 
-/// <summary>The loopback suite in the default transport (dedicated data connections); <see cref="MultiplexedLoopbackTests"/> runs it multiplexed.</summary>
+/// <summary>The loopback suite in the default transport (Automatic: dedicated data connections over a plain tunnel); <see cref="MultiplexedLoopbackTests"/> runs it multiplexed.</summary>
 public class RelayLoopbackTests
 {
     /// <summary>The data path the relay and every node in this suite use for TCP streams.</summary>
-    protected virtual RelayStreamTransport Transport => RelayStreamTransport.DedicatedConnection;
+    protected virtual RelayStreamTransport Transport => RelayStreamTransport.Automatic;
 
     private Task<RelayHarness> StartHarnessAsync(Action<RelayServerOptions>? configure = null) => RelayHarness.StartAsync(configure, Transport);
 

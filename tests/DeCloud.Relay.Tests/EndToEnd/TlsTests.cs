@@ -17,6 +17,7 @@ public sealed class TlsTests
     [Theory]
     [InlineData(RelayStreamTransport.DedicatedConnection)]
     [InlineData(RelayStreamTransport.Multiplexed)]
+    [InlineData(RelayStreamTransport.Automatic)]
     public async Task Tls_PinnedCertificate_ForwardsThroughTheEncryptedTunnel(RelayStreamTransport transport)
     {
         using var certificate = CreateCertificate();
@@ -30,6 +31,8 @@ public sealed class TlsTests
         });
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
         await Net.EchoWorksAsync(mapping.PublicPort, "over tls");
+        var expected = transport == RelayStreamTransport.DedicatedConnection ? RelayStreamTransport.DedicatedConnection : RelayStreamTransport.Multiplexed;
+        Assert.Equal(expected, harness.Server.TransportOf("node-1"));
     }
 
     [Theory]
