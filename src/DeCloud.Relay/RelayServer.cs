@@ -36,6 +36,7 @@ public sealed class RelayServer : IAsyncDisposable
     private readonly TunnelSettings _settings;
     private readonly DataChannelRegistry _dataChannels = new();
     private SslServerAuthenticationOptions? _tls;
+    private ITimer? _retentionSweep;
     private PortAllocator? _allocator;
     private MappingStore? _store;
     private Socket? _listener;
@@ -103,6 +104,12 @@ public sealed class RelayServer : IAsyncDisposable
 
         _listener = listener;
         ControlEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        if (_options.MappingRetention != Timeout.InfiniteTimeSpan)
+        {
+            var period = TimeSpan.FromTicks(Math.Clamp(_options.MappingRetention.Ticks / 4, TimeSpan.FromSeconds(1).Ticks, TimeSpan.FromHours(1).Ticks));
+            _retentionSweep = _timeProvider.CreateTimer(static s => _ = ((RelayServer)s!).ExpireUnclaimedAsync(), this, period, period);
+        }
+
         _acceptLoop = Task.Run(AcceptLoopAsync, CancellationToken.None);
         Log.Started(_logger, ControlEndPoint, _options.Certificate is not null, _options.PortRangeStart, _options.PortRangeEnd);
         return Task.CompletedTask;
@@ -134,6 +141,7 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         _listener?.Dispose();
+        _retentionSweep?.Dispose();
         var sessions = _sessions.Values.ToList();
         Log.GoingAway(_logger, sessions.Count, _options.GoAwayReconnectDelay);
         var goAway = new GoAwayMessage((uint)_options.GoAwayReconnectDelay.TotalMilliseconds, "relay shutting down").Encode();
@@ -219,11 +227,9 @@ public sealed class RelayServer : IAsyncDisposable
                     var updated = record with { PublicPort = existing.Record.PublicPort };
                     if (existing.TryBind() == SocketError.Success)
                     {
-                        if (updated with { UpdatedAt = default } != existing.Record with { UpdatedAt = default })
-                        {
-                            _store!.Upsert(updated);
-                            existing.Record = updated;
-                        }
+                        // Always stored: UpdatedAt is when the node last claimed it, which retention counts from.
+                        _store!.Upsert(updated);
+                        existing.Record = updated;
 
                         var id = session.Attach(existing);
                         return new MapResultMessage(request.RequestId, true, id, (ushort)existing.Record.PublicPort, string.Empty);
@@ -320,6 +326,60 @@ public sealed class RelayServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Removes stored mappings no node has held for <see cref="RelayServerOptions.MappingRetention"/> and frees their ports.</summary>
+    internal async Task<int> ExpireUnclaimedAsync()
+    {
+        if (_options.MappingRetention == Timeout.InfiniteTimeSpan || Volatile.Read(ref _state) != 1)
+        {
+            return 0;
+        }
+
+        var now = _timeProvider.GetUtcNow();
+        var expired = 0;
+        foreach (var (key, mapping) in _published)
+        {
+            if (!mapping.IsAttached && now - mapping.Record.UpdatedAt >= _options.MappingRetention && !_sessions.ContainsKey(key.NodeId))
+            {
+                Log.MappingExpired(_logger, key.NodeId, key.Name, mapping.Record.PublicPort, _options.MappingRetention);
+                try
+                {
+                    expired += await UnmapAsync(key.NodeId, key.Name).ConfigureAwait(false) ? 1 : 0;
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+                {
+                    return expired;
+                }
+            }
+        }
+
+        return expired;
+    }
+
+    /// <summary>The node left: its mappings' retention starts now.</summary>
+    private async Task TouchMappingsAsync(string nodeId)
+    {
+        await _mapLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var now = _timeProvider.GetUtcNow();
+            foreach (var (key, mapping) in _published)
+            {
+                if (key.NodeId == nodeId && !mapping.IsAttached)
+                {
+                    mapping.Record = mapping.Record with { UpdatedAt = now };
+                    _store!.Upsert(mapping.Record);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        {
+        }
+        finally
+        {
+            _mapLock.Release();
+        }
+    }
+
     private void Reconcile()
     {
         var stored = _store!.LoadAll(out var invalid);
@@ -330,8 +390,16 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         var count = 0;
+        var now = _timeProvider.GetUtcNow();
         foreach (var record in stored)
         {
+            if (_options.MappingRetention != Timeout.InfiniteTimeSpan && now - record.UpdatedAt >= _options.MappingRetention)
+            {
+                Log.MappingExpired(_logger, record.NodeId, record.Name, record.PublicPort, _options.MappingRetention);
+                _store.Delete(record.NodeId, record.Name);
+                continue;
+            }
+
             var status = _allocator!.TryReserve(record.NodeId, record.Protocol, record.PublicPort);
             if (status != AllocationStatus.Allocated)
             {
@@ -499,6 +567,11 @@ public sealed class RelayServer : IAsyncDisposable
             if (session is not null)
             {
                 session.DetachAll();
+                if (!_stopping.IsCancellationRequested)
+                {
+                    await TouchMappingsAsync(session.NodeId).ConfigureAwait(false);
+                }
+
                 _sessions.TryRemove(new KeyValuePair<string, ServerSession>(session.NodeId, session));
             }
 

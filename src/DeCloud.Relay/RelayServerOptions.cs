@@ -82,6 +82,12 @@ public sealed class RelayServerOptions
     /// </summary>
     public int MaxPendingHandshakes { get; set; } = 1024;
 
+    /// <summary>
+    /// A stored mapping whose node has not held it (connected and claimed it) for this long is removed and its port
+    /// freed; checked at start and periodically. <see cref="Timeout.InfiniteTimeSpan"/> keeps mappings forever. Default 7 days.
+    /// </summary>
+    public TimeSpan MappingRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid property.</summary>
     public void Validate()
     {
@@ -103,6 +109,7 @@ public sealed class RelayServerOptions
         Check(MaxBandwidthPerMapping >= 0, nameof(MaxBandwidthPerMapping), "must not be negative");
         Check(GoAwayReconnectDelay >= TimeSpan.Zero, nameof(GoAwayReconnectDelay), "must not be negative");
         Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use Automatic, DedicatedConnection or Multiplexed");
+        Check(MappingRetention > TimeSpan.Zero || MappingRetention == Timeout.InfiniteTimeSpan, nameof(MappingRetention), $"is {MappingRetention}; use a positive time or Timeout.InfiniteTimeSpan");
         Check(MaxPendingHandshakes > 0, nameof(MaxPendingHandshakes), $"is {MaxPendingHandshakes}; use a positive number");
     }
 

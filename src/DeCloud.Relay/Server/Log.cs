@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 215, Level = LogLevel.Debug, Message = "Connection from {Remote} to the control endpoint closed at once: {Reason}")]
     public static partial void ConnectionShed(ILogger logger, IPEndPoint? remote, string reason);
+
+    [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Mapping {NodeId}/'{Name}' not claimed for {Retention}: removed, port {Port} freed")]
+    public static partial void MappingExpired(ILogger logger, string nodeId, string name, int port, TimeSpan retention);
 }

@@ -158,9 +158,11 @@ internal sealed class RelayHarness : IAsyncDisposable
     private readonly List<RelayClient> _clients = [];
     private readonly Action<RelayServerOptions>? _configure;
     private readonly RelayStreamTransport _transport;
+    private readonly TimeProvider? _timeProvider;
 
-    private RelayHarness(Action<RelayServerOptions>? configure, RelayStreamTransport transport)
+    private RelayHarness(Action<RelayServerOptions>? configure, RelayStreamTransport transport, TimeProvider? timeProvider = null)
     {
+        _timeProvider = timeProvider;
         _configure = configure;
         _transport = transport;
         var block = Interlocked.Increment(ref s_block);
@@ -177,9 +179,9 @@ internal sealed class RelayHarness : IAsyncDisposable
     public int ControlPort { get; private set; }
 
     /// <summary>Starts a relay; <paramref name="transport"/> is the data path of the relay and of every client started from the harness.</summary>
-    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null, RelayStreamTransport transport = RelayStreamTransport.Automatic)
+    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null, RelayStreamTransport transport = RelayStreamTransport.Automatic, TimeProvider? timeProvider = null)
     {
-        var harness = new RelayHarness(configure, transport);
+        var harness = new RelayHarness(configure, transport, timeProvider);
         await harness.StartServerAsync(0);
         return harness;
     }
@@ -202,7 +204,7 @@ internal sealed class RelayHarness : IAsyncDisposable
 
     public async Task StartServerAsync(int controlPort)
     {
-        Server = new RelayServer(CreateOptions(controlPort), new HmacChallengeAuthenticator(Secret));
+        Server = new RelayServer(CreateOptions(controlPort), new HmacChallengeAuthenticator(Secret), timeProvider: _timeProvider);
         await Server.StartAsync().Within();
         ControlPort = Server.ControlEndPoint!.Port;
     }
