@@ -1,9 +1,13 @@
 // RelayEmbedding: the smallest program that embeds DeCloud.Relay, in two modes.
 //
 //   server --control 0.0.0.0:7835 --ports 40000-40100 --secret <text> [--db relay.db] [--public-host relay.example]
-//          [--cert relay.pfx] [--bind 0.0.0.0]
+//          [--cert relay.pfx] [--bind 0.0.0.0] [--transport auto|dedicated|multiplexed]
 //   client --server relay.example:7835 --node <id> --secret <text> [--tls-pin <sha256-hex>] [--proxy]
-//          [--limit <bytes/s>] [--probe <port>] tcp:HOST:PORT [udp:HOST:PORT ...]
+//          [--limit <bytes/s>] [--probe <port>] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT [udp:HOST:PORT ...]
+//
+// --transport picks the data path of TCP streams: "auto" (the default: dedicated without TLS, multiplexed with TLS),
+// "dedicated" (one connection from the node to the relay per stream, raw bytes) or "multiplexed" (every stream framed
+// inside the one tunnel connection).
 //
 // The client prints one line per mapping, "PUBLIC <proto> <public host:port> -> <target host:port>",
 // then serves until Ctrl+C or SIGTERM. The server prints "LISTENING <control endpoint>".
@@ -15,8 +19,8 @@ using Microsoft.Extensions.Logging;
 
 if (args.Length == 0 || args[0] is not ("server" or "client"))
 {
-    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP]");
-    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
+    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP] [--transport auto|dedicated|multiplexed]");
+    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
     return 2;
 }
 
@@ -26,6 +30,18 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
 AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 using var loggerFactory = new StderrLoggerFactory(options.ContainsKey("verbose") ? LogLevel.Debug : LogLevel.Information);
 var secret = Encoding.UTF8.GetBytes(Arguments.Require(options, "secret"));
+var transport = options.GetValueOrDefault("transport", "auto") switch
+{
+    "auto" => RelayStreamTransport.Automatic,
+    "dedicated" => RelayStreamTransport.DedicatedConnection,
+    "multiplexed" => RelayStreamTransport.Multiplexed,
+    _ => (RelayStreamTransport?)null,
+};
+if (transport is null)
+{
+    Console.Error.WriteLine($"Bad --transport '{options["transport"]}': use auto, dedicated or multiplexed.");
+    return 2;
+}
 
 try
 {
@@ -41,6 +57,7 @@ try
             PortRangeEnd = int.Parse(ports[^1], System.Globalization.CultureInfo.InvariantCulture),
             DatabasePath = options.GetValueOrDefault("db"),
             Certificate = options.TryGetValue("cert", out var cert) ? X509CertificateLoader.LoadPkcs12FromFile(cert, null) : null,
+            StreamTransport = transport.Value,
         };
         await using var server = new RelayServer(serverOptions, new HmacChallengeAuthenticator(secret), loggerFactory);
         await server.StartAsync(stop.Token);
@@ -63,6 +80,7 @@ try
         ReconnectMaxDelay = TimeSpan.FromSeconds(5),
         KeepAliveInterval = TimeSpan.FromSeconds(2),
         KeepAliveTimeout = TimeSpan.FromSeconds(6),
+        StreamTransport = transport.Value,
     };
     await using var client = new RelayClient(clientOptions, new HmacChallengeCredentials(secret), loggerFactory);
     await client.StartAsync(stop.Token);

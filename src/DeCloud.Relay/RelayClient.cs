@@ -36,6 +36,7 @@ public sealed class RelayClient : IAsyncDisposable
     private int _state;
     private int _connectCount;
     private Exception? _lastError;
+    private RelayDialer? _dialer;
 
     /// <summary>Creates a client; call <see cref="StartAsync"/> to connect.</summary>
     public RelayClient(RelayClientOptions options, IRelayCredentials credentials, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
@@ -181,6 +182,9 @@ public sealed class RelayClient : IAsyncDisposable
         return TimeSpan.FromMilliseconds(Math.Min(jittered, max.TotalMilliseconds));
     }
 
+    /// <summary>Test seam: warm data connections idle or being dialled in the current tunnel.</summary>
+    internal int WarmDataConnectionCount => Volatile.Read(ref _session)?.WarmDataConnectionCount ?? 0;
+
     /// <summary>Test seam: abort the current tunnel as if the network dropped.</summary>
     internal void DropTunnel(string reason) => Volatile.Read(ref _session)?.Tunnel.Abort(reason);
 
@@ -301,35 +305,35 @@ public sealed class RelayClient : IAsyncDisposable
     {
         using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        Stream transport;
+        var dialer = _dialer ??= new RelayDialer(_options);
+        using var activity = RelayMetrics.ActivitySource.StartActivity("relay.tunnel.connect", System.Diagnostics.ActivityKind.Client);
+        activity?.SetTag("server.address", _options.ServerHost);
+        activity?.SetTag("server.port", _options.ServerPort);
+        activity?.SetTag("decloud.relay.node_id", _options.NodeId);
+        activity?.SetTag("decloud.relay.tls", _options.UseTls);
         try
         {
-            await socket.ConnectAsync(_options.ServerHost, _options.ServerPort, linked.Token).ConfigureAwait(false);
-            transport = new NetworkStream(socket, ownsSocket: true);
+            var connected = await ConnectCoreAsync(dialer, linked.Token).ConfigureAwait(false);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Ok);
+            return connected;
         }
-        catch
+        catch (Exception ex)
         {
-            socket.Dispose();
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
             throw;
         }
+    }
 
+    private async Task<ConnectedTunnel> ConnectCoreAsync(RelayDialer dialer, CancellationToken cancellationToken)
+    {
+        var connection = await dialer.DialAsync(cancellationToken).ConfigureAwait(false);
+        var socket = connection.Socket;
+        var transport = connection.Stream;
         TunnelConnection? tunnel = null;
         try
         {
-            if (_options.UseTls)
-            {
-                var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
-                transport = ssl;
-                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                {
-                    TargetHost = _options.ServerHost,
-                    RemoteCertificateValidationCallback = (_, certificate, _, _) => IsPinned(certificate),
-                }, linked.Token).ConfigureAwait(false);
-            }
-
             tunnel = new TunnelConnection(transport, _settings, isServer: false, _timeProvider, _tunnelLogger, $"relay {_options.ServerHost}:{_options.ServerPort}", socket);
-            var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+            var (header, payload) = await tunnel.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
             if (header.Type == FrameType.Error)
             {
                 throw new RelayProtocolException($"The relay refused the tunnel: {ErrorMessage.Decode(payload)?.Message}.");
@@ -341,9 +345,10 @@ public sealed class RelayClient : IAsyncDisposable
                 throw new RelayProtocolException($"Expected a version {FrameHeader.CurrentVersion} Hello from the relay, got {header.Type}.");
             }
 
-            var proof = await _credentials.CreateProofAsync(_options.NodeId, hello.Challenge, linked.Token).ConfigureAwait(false);
-            await tunnel.SendAsync(FrameType.Auth, 0, new AuthMessage(_options.NodeId, proof.ToArray()).Encode(), linked.Token).ConfigureAwait(false);
-            (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+            var proof = await _credentials.CreateProofAsync(_options.NodeId, hello.Challenge, cancellationToken).ConfigureAwait(false);
+            var capabilities = _options.EffectiveStreamTransport == RelayStreamTransport.DedicatedConnection ? NodeCapabilities.DedicatedConnections : NodeCapabilities.None;
+            await tunnel.SendAsync(FrameType.Auth, 0, new AuthMessage(_options.NodeId, proof.ToArray(), capabilities).Encode(), cancellationToken).ConfigureAwait(false);
+            (header, payload) = await tunnel.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
             var result = header.Type == FrameType.AuthResult ? AuthResultMessage.Decode(payload) : null;
             if (result is null)
             {
@@ -357,7 +362,7 @@ public sealed class RelayClient : IAsyncDisposable
 
             RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "ok"));
             var session = new ClientSession(tunnel, string.IsNullOrEmpty(result.PublicHost) || result.PublicHost == "0.0.0.0" ? _options.ServerHost : result.PublicHost,
-                _options, _logger, OnGoAway);
+                _options, _logger, OnGoAway, dialer);
             return new ConnectedTunnel(tunnel, session);
         }
         catch
@@ -379,17 +384,6 @@ public sealed class RelayClient : IAsyncDisposable
     {
         _goAwayDelay = delay;
         Log.GoingAway(_logger, reason, delay);
-    }
-
-    private bool IsPinned(X509Certificate? certificate)
-    {
-        if (certificate is null || _options.PinnedCertificateSha256 is null)
-        {
-            return false;
-        }
-
-        var hash = SHA256.HashData(certificate.GetRawCertData());
-        return CryptographicOperations.FixedTimeEquals(hash, Convert.FromHexString(_options.PinnedCertificateSha256));
     }
 
     private sealed class ConnectedTunnel(TunnelConnection tunnel, ClientSession session) : IAsyncDisposable

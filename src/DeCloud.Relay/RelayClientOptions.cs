@@ -48,6 +48,32 @@ public sealed class RelayClientOptions
     /// <summary>A UDP flow toward a target with no datagram for this long is closed. Default 60 s.</summary>
     public TimeSpan UdpFlowIdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The data path of forwarded TCP streams. Default <see cref="RelayStreamTransport.Automatic"/>: one outbound
+    /// connection from the node to the relay per stream (the NAT lets it out, as it lets the tunnel out; bytes flow at
+    /// plain TCP speed) when <see cref="UseTls"/> is off, every stream inside the tunnel when it is on (a TLS handshake
+    /// per stream would make connection setup slow). Set <see cref="RelayStreamTransport.DedicatedConnection"/> or
+    /// <see cref="RelayStreamTransport.Multiplexed"/> to choose. The relay must allow dedicated connections too.
+    /// </summary>
+    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
+
+    /// <summary>The data path <see cref="StreamTransport"/> resolves to with these options.</summary>
+    internal RelayStreamTransport EffectiveStreamTransport => StreamTransport switch
+    {
+        RelayStreamTransport.Automatic => UseTls ? RelayStreamTransport.Multiplexed : RelayStreamTransport.DedicatedConnection,
+        var chosen => chosen,
+    };
+
+    /// <summary>
+    /// With dedicated connections, how many data connections the node keeps dialled ahead (TCP and TLS handshakes
+    /// done) while streams arrive, so a burst of new connections does not wait for a handshake each. Refilled only
+    /// when a stream takes one; 0 dials every data connection on demand. Default 4.
+    /// </summary>
+    public int DataConnectionPoolSize { get; set; } = 4;
+
+    /// <summary>A warm data connection unused for this long is closed and not replaced. Keep it below the relay's handshake timeout. Default 3 s.</summary>
+    public TimeSpan DataConnectionPoolIdleTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid property.</summary>
     public void Validate()
     {
@@ -65,5 +91,8 @@ public sealed class RelayClientOptions
         RelayServerOptions.Check(InitialStreamWindow >= 16 * 1024, nameof(InitialStreamWindow), $"is {InitialStreamWindow}; use at least 16384 bytes");
         RelayServerOptions.Check(MaxStreamWindow >= InitialStreamWindow, nameof(MaxStreamWindow), $"is {MaxStreamWindow}; use at least InitialStreamWindow ({InitialStreamWindow})");
         RelayServerOptions.Check(UdpFlowIdleTimeout > TimeSpan.Zero, nameof(UdpFlowIdleTimeout), "must be positive");
+        RelayServerOptions.Check(DataConnectionPoolSize is >= 0 and <= 256, nameof(DataConnectionPoolSize), $"is {DataConnectionPoolSize}; use 0-256");
+        RelayServerOptions.Check(DataConnectionPoolIdleTimeout > TimeSpan.Zero, nameof(DataConnectionPoolIdleTimeout), "must be positive");
+        RelayServerOptions.Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use Automatic, DedicatedConnection or Multiplexed");
     }
 }

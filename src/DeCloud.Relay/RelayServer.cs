@@ -4,6 +4,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using DeCloud.Relay.Diagnostics;
+using DeCloud.Relay.Forwarding;
 using DeCloud.Relay.Ports;
 using DeCloud.Relay.Protocol;
 using DeCloud.Relay.Server;
@@ -33,11 +34,15 @@ public sealed class RelayServer : IAsyncDisposable
     private readonly SemaphoreSlim _mapLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly TunnelSettings _settings;
+    private readonly DataChannelRegistry _dataChannels = new();
+    private SslServerAuthenticationOptions? _tls;
+    private ITimer? _retentionSweep;
     private PortAllocator? _allocator;
     private MappingStore? _store;
     private Socket? _listener;
     private Task? _acceptLoop;
     private int _state;
+    private int _handshakes;
 
     /// <summary>Creates a relay; call <see cref="StartAsync"/> to listen.</summary>
     public RelayServer(RelayServerOptions options, IRelayAuthenticator authenticator, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
@@ -74,6 +79,13 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         _options.Validate();
+        if (_options.Certificate is { } certificate)
+        {
+            // Built once: the chain is resolved a single time (offline) and every handshake, tunnel or data connection,
+            // shares one TLS context, which also lets nodes resume sessions instead of repeating the full handshake.
+            _tls = new SslServerAuthenticationOptions { ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true) };
+        }
+
         _allocator = new PortAllocator(_options.PortRangeStart, _options.PortRangeEnd, _options.ExcludedPorts, _options.MaxPortsPerNode);
         _store = new MappingStore(_options.DatabasePath);
         Reconcile();
@@ -92,6 +104,12 @@ public sealed class RelayServer : IAsyncDisposable
 
         _listener = listener;
         ControlEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        if (_options.MappingRetention != Timeout.InfiniteTimeSpan)
+        {
+            var period = TimeSpan.FromTicks(Math.Clamp(_options.MappingRetention.Ticks / 4, TimeSpan.FromSeconds(1).Ticks, TimeSpan.FromHours(1).Ticks));
+            _retentionSweep = _timeProvider.CreateTimer(static s => _ = ((RelayServer)s!).ExpireUnclaimedAsync(), this, period, period);
+        }
+
         _acceptLoop = Task.Run(AcceptLoopAsync, CancellationToken.None);
         Log.Started(_logger, ControlEndPoint, _options.Certificate is not null, _options.PortRangeStart, _options.PortRangeEnd);
         return Task.CompletedTask;
@@ -123,6 +141,7 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         _listener?.Dispose();
+        _retentionSweep?.Dispose();
         var sessions = _sessions.Values.ToList();
         Log.GoingAway(_logger, sessions.Count, _options.GoAwayReconnectDelay);
         var goAway = new GoAwayMessage((uint)_options.GoAwayReconnectDelay.TotalMilliseconds, "relay shutting down").Encode();
@@ -171,6 +190,15 @@ public sealed class RelayServer : IAsyncDisposable
 
     internal string PublicHost => _options.PublicHost ?? (_options.PublicAddress.Equals(IPAddress.Any) ? "0.0.0.0" : _options.PublicAddress.ToString());
 
+    /// <summary>The data path the relay uses for a connected node's TCP streams, or null when the node is not connected (test seam).</summary>
+    internal RelayStreamTransport? TransportOf(string nodeId) => _sessions.TryGetValue(nodeId, out var session) ? session.Transport : null;
+
+    /// <summary>Data channels asked for and not yet connected (test seam).</summary>
+    internal int PendingDataChannels => _dataChannels.Count;
+
+    /// <summary>Connections to the control endpoint still in their handshake (test seam).</summary>
+    internal int PendingHandshakes => Volatile.Read(ref _handshakes);
+
     internal PortAllocator Allocator => _allocator ?? throw new InvalidOperationException("The relay server is not started.");
 
     internal async Task<MapResultMessage> MapAsync(ServerSession session, MapRequestMessage request)
@@ -199,11 +227,9 @@ public sealed class RelayServer : IAsyncDisposable
                     var updated = record with { PublicPort = existing.Record.PublicPort };
                     if (existing.TryBind() == SocketError.Success)
                     {
-                        if (updated with { UpdatedAt = default } != existing.Record with { UpdatedAt = default })
-                        {
-                            _store!.Upsert(updated);
-                            existing.Record = updated;
-                        }
+                        // Always stored: UpdatedAt is when the node last claimed it, which retention counts from.
+                        _store!.Upsert(updated);
+                        existing.Record = updated;
 
                         var id = session.Attach(existing);
                         return new MapResultMessage(request.RequestId, true, id, (ushort)existing.Record.PublicPort, string.Empty);
@@ -300,6 +326,60 @@ public sealed class RelayServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Removes stored mappings no node has held for <see cref="RelayServerOptions.MappingRetention"/> and frees their ports.</summary>
+    internal async Task<int> ExpireUnclaimedAsync()
+    {
+        if (_options.MappingRetention == Timeout.InfiniteTimeSpan || Volatile.Read(ref _state) != 1)
+        {
+            return 0;
+        }
+
+        var now = _timeProvider.GetUtcNow();
+        var expired = 0;
+        foreach (var (key, mapping) in _published)
+        {
+            if (!mapping.IsAttached && now - mapping.Record.UpdatedAt >= _options.MappingRetention && !_sessions.ContainsKey(key.NodeId))
+            {
+                Log.MappingExpired(_logger, key.NodeId, key.Name, mapping.Record.PublicPort, _options.MappingRetention);
+                try
+                {
+                    expired += await UnmapAsync(key.NodeId, key.Name).ConfigureAwait(false) ? 1 : 0;
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+                {
+                    return expired;
+                }
+            }
+        }
+
+        return expired;
+    }
+
+    /// <summary>The node left: its mappings' retention starts now.</summary>
+    private async Task TouchMappingsAsync(string nodeId)
+    {
+        await _mapLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var now = _timeProvider.GetUtcNow();
+            foreach (var (key, mapping) in _published)
+            {
+                if (key.NodeId == nodeId && !mapping.IsAttached)
+                {
+                    mapping.Record = mapping.Record with { UpdatedAt = now };
+                    _store!.Upsert(mapping.Record);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        {
+        }
+        finally
+        {
+            _mapLock.Release();
+        }
+    }
+
     private void Reconcile()
     {
         var stored = _store!.LoadAll(out var invalid);
@@ -310,8 +390,16 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         var count = 0;
+        var now = _timeProvider.GetUtcNow();
         foreach (var record in stored)
         {
+            if (_options.MappingRetention != Timeout.InfiniteTimeSpan && now - record.UpdatedAt >= _options.MappingRetention)
+            {
+                Log.MappingExpired(_logger, record.NodeId, record.Name, record.PublicPort, _options.MappingRetention);
+                _store.Delete(record.NodeId, record.Name);
+                continue;
+            }
+
             var status = _allocator!.TryReserve(record.NodeId, record.Protocol, record.PublicPort);
             if (status != AllocationStatus.Allocated)
             {
@@ -355,38 +443,69 @@ public sealed class RelayServer : IAsyncDisposable
                 continue;
             }
 
-            var task = Task.Run(() => RunTunnelAsync(socket));
+            if (Interlocked.Increment(ref _handshakes) > _options.MaxPendingHandshakes)
+            {
+                Interlocked.Decrement(ref _handshakes);
+                Log.ConnectionShed(_logger, socket.RemoteEndPoint as IPEndPoint, $"{_options.MaxPendingHandshakes} connections are already in their handshake (MaxPendingHandshakes)");
+                RelayMetrics.Error("handshake_limit");
+                socket.LingerState = new LingerOption(true, 0);
+                socket.Dispose();
+                continue;
+            }
+
+            var task = Task.Run(() => RunConnectionAsync(socket));
             _tunnelTasks[task] = true;
             _ = task.ContinueWith(t => _tunnelTasks.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task RunTunnelAsync(Socket socket)
+    /// <summary>
+    /// Serves one connection to the control endpoint: TLS if configured, the server's Hello, then the node's first
+    /// frame decides what it is: <see cref="FrameType.Auth"/> opens a tunnel, <see cref="FrameType.DataChannel"/>
+    /// hands the connection to the stream waiting for it.
+    /// </summary>
+    private async Task RunConnectionAsync(Socket socket)
     {
         var remote = socket.RemoteEndPoint as IPEndPoint;
         socket.NoDelay = true;
         Stream transport = new NetworkStream(socket, ownsSocket: true);
         TunnelConnection? tunnel = null;
         ServerSession? session = null;
+        var handedOff = false;
+        var inHandshake = 1;
+        void EndHandshake()
+        {
+            if (Interlocked.Exchange(ref inHandshake, 0) == 1)
+            {
+                Interlocked.Decrement(ref _handshakes);
+            }
+        }
+
         try
         {
             using var handshake = new CancellationTokenSource(_options.HandshakeTimeout, _timeProvider);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(handshake.Token, _stopping.Token);
-            if (_options.Certificate is { } certificate)
+            if (_tls is not null)
             {
                 var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
                 transport = ssl;
-                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, linked.Token).ConfigureAwait(false);
+                await ssl.AuthenticateAsServerAsync(_tls, linked.Token).ConfigureAwait(false);
+            }
+
+            var challenge = RandomNumberGenerator.GetBytes(32);
+            await HandshakeFrames.WriteAsync(transport, FrameType.Hello, 0, new HelloMessage(FrameHeader.CurrentVersion, challenge).Encode(), linked.Token).ConfigureAwait(false);
+            var (header, payload) = await HandshakeFrames.ReadAsync(transport, linked.Token).ConfigureAwait(false);
+            if (header.Type == FrameType.DataChannel)
+            {
+                handedOff = AcceptDataChannel(socket, transport, remote, header, payload);
+                return;
             }
 
             tunnel = new TunnelConnection(transport, _settings, isServer: true, _timeProvider, _tunnelLogger, remote?.ToString() ?? "?", socket);
-            var challenge = RandomNumberGenerator.GetBytes(32);
-            await tunnel.SendAsync(FrameType.Hello, 0, new HelloMessage(FrameHeader.CurrentVersion, challenge).Encode(), linked.Token).ConfigureAwait(false);
-            var (header, payload) = await tunnel.ReadFrameAsync(linked.Token).ConfigureAwait(false);
             var auth = header.Type == FrameType.Auth ? AuthMessage.Decode(payload) : null;
             if (auth is null || auth.NodeId.Length is 0 or > 200)
             {
-                await RefuseAsync(tunnel, remote, WireError.ProtocolError, $"expected an Auth frame, got {header.Type}").ConfigureAwait(false);
+                await RefuseAsync(tunnel, remote, WireError.ProtocolError, $"expected an Auth or DataChannel frame, got {header.Type}").ConfigureAwait(false);
                 return;
             }
 
@@ -401,7 +520,8 @@ public sealed class RelayServer : IAsyncDisposable
             }
 
             tunnel.Name = $"{auth.NodeId}@{remote}";
-            session = new ServerSession(this, tunnel, auth.NodeId, remote, _options.StreamOpenTimeout, _logger);
+            var dedicated = _options.StreamTransport != RelayStreamTransport.Multiplexed && auth.Capabilities.HasFlag(NodeCapabilities.DedicatedConnections);
+            session = new ServerSession(this, tunnel, auth.NodeId, remote, _options.StreamOpenTimeout, _logger, _dataChannels, dedicated);
             if (_sessions.TryGetValue(auth.NodeId, out var previous))
             {
                 await previous.Tunnel.FailAsync(WireError.Replaced, "replaced by a new tunnel from the same node").ConfigureAwait(false);
@@ -409,9 +529,10 @@ public sealed class RelayServer : IAsyncDisposable
 
             _sessions[auth.NodeId] = session;
             await tunnel.SendAsync(FrameType.AuthResult, 0, new AuthResultMessage(true, string.Empty, (uint)_options.KeepAliveInterval.TotalMilliseconds, PublicHost).Encode(), linked.Token).ConfigureAwait(false);
+            EndHandshake();
             RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "ok"));
             RelayMetrics.ActiveTunnels.Add(1);
-            Log.NodeConnected(_logger, auth.NodeId, remote);
+            Log.NodeConnected(_logger, auth.NodeId, remote, session.Transport);
             try
             {
                 var reason = await tunnel.RunAsync(session, _stopping.Token).ConfigureAwait(false);
@@ -422,20 +543,35 @@ public sealed class RelayServer : IAsyncDisposable
                 RelayMetrics.ActiveTunnels.Add(-1);
             }
         }
-        catch (RelayProtocolException ex) when (tunnel is not null)
+        catch (RelayProtocolException ex)
         {
+            tunnel ??= new TunnelConnection(transport, _settings, isServer: true, _timeProvider, _tunnelLogger, remote?.ToString() ?? "?", socket);
             await RefuseAsync(tunnel, remote, ex.Message.StartsWith("unsupported", StringComparison.Ordinal) ? WireError.UnsupportedVersion : WireError.ProtocolError, ex.Message).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or RelayException or System.Security.Authentication.AuthenticationException or SocketException or ObjectDisposedException)
         {
-            RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));
-            Log.TunnelRefused(_logger, remote, ex is OperationCanceledException ? "handshake timed out" : ex.Message);
+            if (ex is EndOfStreamException && inHandshake == 1)
+            {
+                // Closed after our Hello without sending a frame: a node closing a warm data connection it did not need, or a scanner.
+                Log.ConnectionShed(_logger, remote, "closed by the peer before its first frame");
+            }
+            else
+            {
+                RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));
+                Log.TunnelRefused(_logger, remote, ex is OperationCanceledException ? "handshake timed out" : ex.Message);
+            }
         }
         finally
         {
+            EndHandshake();
             if (session is not null)
             {
                 session.DetachAll();
+                if (!_stopping.IsCancellationRequested)
+                {
+                    await TouchMappingsAsync(session.NodeId).ConfigureAwait(false);
+                }
+
                 _sessions.TryRemove(new KeyValuePair<string, ServerSession>(session.NodeId, session));
             }
 
@@ -443,11 +579,41 @@ public sealed class RelayServer : IAsyncDisposable
             {
                 await tunnel.DisposeAsync().ConfigureAwait(false);
             }
-            else
+            else if (!handedOff)
             {
                 await transport.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>A node's dedicated data connection presented its channel id and nonce: hand it to the waiting stream, or say why not.</summary>
+    private bool AcceptDataChannel(Socket socket, Stream transport, IPEndPoint? remote, FrameHeader header, byte[] payload)
+    {
+        var message = DataChannelMessage.Decode(payload);
+        var claim = message is null ? (DataChannelClaim?)null : _dataChannels.Claim(header.StreamId, message.Nonce, new RawConnection(socket, transport));
+        var result = claim switch
+        {
+            null => "malformed",
+            DataChannelClaim.Claimed => "ok",
+            DataChannelClaim.WrongNonce => "wrong_nonce",
+            DataChannelClaim.SessionClosed => "session_closed",
+            _ => "unknown_channel",
+        };
+        RelayMetrics.DataConnections.Add(1, new KeyValuePair<string, object?>("result", result));
+        if (claim == DataChannelClaim.Claimed)
+        {
+            return true;
+        }
+
+        RelayMetrics.Error("data_connection_" + result);
+        Log.DataConnectionRefused(_logger, remote, header.StreamId, claim switch
+        {
+            null => "malformed DataChannel frame",
+            DataChannelClaim.WrongNonce => "wrong nonce",
+            DataChannelClaim.SessionClosed => "the tunnel that asked for it has closed",
+            _ => "no such data channel is waiting (unknown, expired or already used)",
+        });
+        return false;
     }
 
     private async Task RefuseAsync(TunnelConnection tunnel, IPEndPoint? remote, WireError code, string reason)

@@ -66,6 +66,28 @@ public sealed class RelayServerOptions
     /// <summary>Delay nodes are told to wait before reconnecting when the server stops gracefully. Default 2 s.</summary>
     public TimeSpan GoAwayReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Whether nodes may carry forwarded TCP streams over dedicated data connections. Default
+    /// <see cref="RelayStreamTransport.Automatic"/> (the same as <see cref="RelayStreamTransport.DedicatedConnection"/>
+    /// here): for each public connection the relay asks a node that wants it (over the tunnel) to open one more
+    /// connection to the control endpoint, presenting a single-use nonce, and forwards bytes unframed over it; other
+    /// nodes keep their streams in the tunnel. <see cref="RelayStreamTransport.Multiplexed"/> keeps every node's streams
+    /// in its tunnel.
+    /// </summary>
+    public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
+
+    /// <summary>
+    /// Most connections to the control endpoint still in their handshake (TLS, authentication, or a data connection
+    /// not yet presenting its nonce); further ones are closed at once. Bounds what a connection flood holds. Default 1024.
+    /// </summary>
+    public int MaxPendingHandshakes { get; set; } = 1024;
+
+    /// <summary>
+    /// A stored mapping whose node has not held it (connected and claimed it) for this long is removed and its port
+    /// freed; checked at start and periodically. <see cref="Timeout.InfiniteTimeSpan"/> keeps mappings forever. Default 7 days.
+    /// </summary>
+    public TimeSpan MappingRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid property.</summary>
     public void Validate()
     {
@@ -86,6 +108,9 @@ public sealed class RelayServerOptions
         Check(MaxUdpFlowsPerMapping > 0, nameof(MaxUdpFlowsPerMapping), "must be positive");
         Check(MaxBandwidthPerMapping >= 0, nameof(MaxBandwidthPerMapping), "must not be negative");
         Check(GoAwayReconnectDelay >= TimeSpan.Zero, nameof(GoAwayReconnectDelay), "must not be negative");
+        Check(Enum.IsDefined(StreamTransport), nameof(StreamTransport), $"is {(int)StreamTransport}; use Automatic, DedicatedConnection or Multiplexed");
+        Check(MappingRetention > TimeSpan.Zero || MappingRetention == Timeout.InfiniteTimeSpan, nameof(MappingRetention), $"is {MappingRetention}; use a positive time or Timeout.InfiniteTimeSpan");
+        Check(MaxPendingHandshakes > 0, nameof(MaxPendingHandshakes), $"is {MaxPendingHandshakes}; use a positive number");
     }
 
     internal static void Check(bool valid, string property, string problem)

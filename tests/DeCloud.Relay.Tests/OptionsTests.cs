@@ -26,6 +26,35 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public void Options_DefaultTransport_DedicatedWithoutTlsMultiplexedWithTls()
+    {
+        Assert.Equal(RelayStreamTransport.Automatic, new RelayServerOptions().StreamTransport);
+        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayClientOptions().EffectiveStreamTransport);
+        Assert.Equal(RelayStreamTransport.Multiplexed, new RelayClientOptions { UseTls = true }.EffectiveStreamTransport);
+        Assert.Equal(RelayStreamTransport.DedicatedConnection, new RelayClientOptions { UseTls = true, StreamTransport = RelayStreamTransport.DedicatedConnection }.EffectiveStreamTransport);
+    }
+
+    [Fact]
+    public void ServerOptions_UnknownTransportOrNoHandshakes_NamesTheProperty()
+    {
+        var transport = Assert.Throws<ArgumentException>(() => new RelayServerOptions { StreamTransport = (RelayStreamTransport)9 }.Validate());
+        Assert.Equal(nameof(RelayServerOptions.StreamTransport), transport.ParamName);
+        var handshakes = Assert.Throws<ArgumentException>(() => new RelayServerOptions { MaxPendingHandshakes = 0 }.Validate());
+        Assert.Equal(nameof(RelayServerOptions.MaxPendingHandshakes), handshakes.ParamName);
+    }
+
+    [Fact]
+    public void ClientOptions_BadPoolOrTransport_NamesTheProperty()
+    {
+        var pool = Assert.Throws<ArgumentException>(() => new RelayClientOptions { ServerHost = "r", NodeId = "n", DataConnectionPoolSize = -1 }.Validate());
+        Assert.Equal(nameof(RelayClientOptions.DataConnectionPoolSize), pool.ParamName);
+        var idle = Assert.Throws<ArgumentException>(() => new RelayClientOptions { ServerHost = "r", NodeId = "n", DataConnectionPoolIdleTimeout = TimeSpan.Zero }.Validate());
+        Assert.Equal(nameof(RelayClientOptions.DataConnectionPoolIdleTimeout), idle.ParamName);
+        var transport = Assert.Throws<ArgumentException>(() => new RelayClientOptions { ServerHost = "r", NodeId = "n", StreamTransport = (RelayStreamTransport)9 }.Validate());
+        Assert.Equal(nameof(RelayClientOptions.StreamTransport), transport.ParamName);
+    }
+
+    [Fact]
     public void MappingRequest_BadPort_NamesTheProperty()
     {
         var ex = Assert.Throws<ArgumentException>(() => new RelayMappingRequest(RelayProtocol.Tcp, "h", 70000).Validate());

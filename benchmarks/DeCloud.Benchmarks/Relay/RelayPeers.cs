@@ -108,7 +108,10 @@ internal sealed class PeerProcesses : IAsyncDisposable
     public static bool Has(string tool) =>
         new[] { "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin" }.Any(d => File.Exists(Path.Combine(d, tool)));
 
-    public Process Start(string file, params string[] args)
+    public Process Start(string file, params string[] args) => StartWithOutput(file, null, args);
+
+    /// <summary>Starts a process and passes each line it prints on stdout to <paramref name="onOutput"/>.</summary>
+    public Process StartWithOutput(string file, Action<string>? onOutput, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in args)
@@ -118,7 +121,13 @@ internal sealed class PeerProcesses : IAsyncDisposable
 
         var p = Process.Start(psi)!;
         p.ErrorDataReceived += (_, _) => { };
-        p.OutputDataReceived += (_, _) => { };
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line)
+            {
+                onOutput?.Invoke(line);
+            }
+        };
         p.BeginErrorReadLine();
         p.BeginOutputReadLine();
         _processes.Add(p);

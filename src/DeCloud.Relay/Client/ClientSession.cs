@@ -33,11 +33,20 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
     private readonly ConcurrentDictionary<uint, DesiredMapping> _byMappingId = new();
     private readonly ConcurrentDictionary<uint, UdpFlow> _flows = new();
     private readonly ITimer _sweep;
+    private readonly RelayDialer _dialer;
+    private readonly WarmDataConnections? _warm;
     private int _nextRequestId;
+    private int _dedicatedStreams;
 
-    public ClientSession(TunnelConnection tunnel, string publicHost, RelayClientOptions options, ILogger logger, Action<TimeSpan, string> onGoAway)
+    public ClientSession(TunnelConnection tunnel, string publicHost, RelayClientOptions options, ILogger logger, Action<TimeSpan, string> onGoAway, RelayDialer dialer)
     {
+        _dialer = dialer;
         Tunnel = tunnel;
+        if (options.EffectiveStreamTransport == RelayStreamTransport.DedicatedConnection && options.DataConnectionPoolSize > 0)
+        {
+            _warm = new WarmDataConnections(dialer, options.DataConnectionPoolSize, options.DataConnectionPoolIdleTimeout, options.ConnectTimeout, tunnel.TimeProvider, tunnel.Closed);
+        }
+
         PublicHost = publicHost;
         _options = options;
         _logger = logger;
@@ -128,6 +137,23 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
 
                 _ = ForwardAsync(stream, desired.Request);
                 break;
+            case FrameType.DataChannelOpen when DataChannelOpenMessage.Decode(payload.Span) is { } channel:
+                if (!_byMappingId.TryGetValue(channel.MappingId, out var dedicated) || Interlocked.Increment(ref _dedicatedStreams) > _options.MaxStreams)
+                {
+                    var known = dedicated is not null;
+                    if (known)
+                    {
+                        Interlocked.Decrement(ref _dedicatedStreams);
+                    }
+
+                    RelayMetrics.Error(known ? "too_many_streams" : "unknown_mapping");
+                    await Tunnel.SendAsync(FrameType.DataChannelRefused, header.StreamId,
+                        new DataChannelRefusedMessage(known ? $"the node has {_options.MaxStreams} streams open (limit)" : "unknown mapping").Encode(), cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+
+                _ = ForwardDedicatedAsync(header.StreamId, channel, dedicated.Request);
+                break;
             case FrameType.GoAway when GoAwayMessage.Decode(payload.Span) is { } goAway:
                 _onGoAway(TimeSpan.FromMilliseconds(goAway.ReconnectAfterMilliseconds), goAway.Reason);
                 break;
@@ -175,9 +201,13 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
         flow.Send(data.IsSingleSegment ? data.FirstSpan : data.ToArray());
     }
 
+    /// <summary>Warm data connections idle or being dialled (test seam).</summary>
+    internal int WarmDataConnectionCount => _warm?.Count ?? 0;
+
     public void Dispose()
     {
         _sweep.Dispose();
+        _warm?.Dispose();
         foreach (var flow in _flows.Values)
         {
             flow.Dispose();
@@ -227,6 +257,109 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
         finally
         {
             pending.TryRemove(requestId, out _);
+        }
+    }
+
+    /// <summary>
+    /// Serves one stream over a dedicated data connection: connects the target and dials the relay at the same time,
+    /// presents the channel's nonce only once the target accepted (so a refused target never looks like a stream
+    /// that opened and closed), then pumps raw bytes.
+    /// </summary>
+    private async Task ForwardDedicatedAsync(uint channelId, DataChannelOpenMessage channel, RelayMappingRequest request)
+    {
+        var target = $"{request.TargetHost}:{request.TargetPort}";
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        RawConnection? data = null;
+        var pumping = false;
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.TargetConnectTimeout, Tunnel.TimeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, Tunnel.Closed);
+            var warm = _warm?.TryTake();
+            var dial = warm is null ? _dialer.DialAsync(linked.Token) : Task.FromResult(warm);
+            string? failure = null;
+            try
+            {
+                await socket.ConnectAsync(request.TargetHost, request.TargetPort, linked.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                failure = "the target refused: " + (ex is OperationCanceledException ? "timed out" : ex.Message);
+                Log.TargetConnectFailed(_logger, target, ex is OperationCanceledException ? "timed out" : ex.Message);
+                RelayMetrics.Error("target_connect_failed");
+            }
+
+            try
+            {
+                data = await dial.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+            {
+                if (failure is null)
+                {
+                    failure = "the data connection to the relay failed: " + (ex is OperationCanceledException ? "timed out" : ex.Message);
+                    Log.DataConnectionFailed(_logger, target, ex is OperationCanceledException ? "timed out" : ex.Message);
+                    RelayMetrics.Error("data_connection_failed");
+                }
+            }
+
+            if (failure is not null)
+            {
+                if (data is not null)
+                {
+                    await data.DisposeAsync().ConfigureAwait(false);
+                }
+
+                socket.Dispose();
+                Tunnel.SendInBackground(FrameType.DataChannelRefused, channelId, new DataChannelRefusedMessage(failure).Encode());
+                return;
+            }
+
+            await HandshakeFrames.WriteAsync(data!.Stream, FrameType.DataChannel, channelId, new DataChannelMessage(channel.Nonce).Encode(), linked.Token).ConfigureAwait(false);
+            if (warm is null)
+            {
+                // A fresh connection: the relay's Hello is on its way; read it past before raw bytes follow.
+                var (header, payload) = await HandshakeFrames.ReadAsync(data.Stream, linked.Token).ConfigureAwait(false);
+                if (header.Type != FrameType.Hello || HelloMessage.Decode(payload) is null)
+                {
+                    throw new RelayProtocolException($"expected a Hello on the data connection, got {header.Type}");
+                }
+            }
+
+            pumping = true;
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException or RelayException)
+        {
+            Log.DataConnectionFailed(_logger, target, ex is OperationCanceledException ? "timed out" : ex.Message);
+            RelayMetrics.Error("data_connection_failed");
+            if (data is not null)
+            {
+                await data.DisposeAsync().ConfigureAwait(false);
+            }
+
+            socket.Dispose();
+            Tunnel.SendInBackground(FrameType.DataChannelRefused, channelId, new DataChannelRefusedMessage("the data connection failed").Encode());
+            return;
+        }
+        finally
+        {
+            if (!pumping)
+            {
+                Interlocked.Decrement(ref _dedicatedStreams);
+            }
+        }
+
+        RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
+        RelayMetrics.ActiveStreams.Add(1);
+        try
+        {
+            var result = await ConnectionPump.RunAsync(new RawConnection(socket), data!, PumpDirection.TargetSide, null, null, Tunnel.Closed).ConfigureAwait(false);
+            Log.StreamEnded(_logger, target, result.ToString());
+        }
+        finally
+        {
+            RelayMetrics.ActiveStreams.Add(-1);
+            Interlocked.Decrement(ref _dedicatedStreams);
         }
     }
 

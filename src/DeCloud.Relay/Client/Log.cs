@@ -27,4 +27,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 307, Level = LogLevel.Debug, Message = "Forwarded stream to {Target} ended: {Result}")]
     public static partial void StreamEnded(ILogger logger, string target, string result);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Warning, Message = "Dedicated data connection for a stream to {Target} failed: {Reason}")]
+    public static partial void DataConnectionFailed(ILogger logger, string target, string reason);
 }

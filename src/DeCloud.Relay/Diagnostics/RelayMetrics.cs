@@ -28,6 +28,9 @@ internal static class RelayMetrics
     /// <summary>Tunnel connection attempts, tagged <c>result</c> (<c>ok</c>, <c>auth_failed</c>, <c>error</c>).</summary>
     public static readonly Counter<long> Connects = Meter.CreateCounter<long>("decloud.relay.connects", "{connect}", "Tunnel connection attempts.");
 
+    /// <summary>Dedicated data connections presented to the relay, tagged <c>result</c> (<c>ok</c>, <c>wrong_nonce</c>, <c>unknown_channel</c>, <c>session_closed</c>, <c>malformed</c>).</summary>
+    public static readonly Counter<long> DataConnections = Meter.CreateCounter<long>("decloud.relay.data_connections", "{connection}", "Dedicated data connections presented by nodes.");
+
     /// <summary>Errors, tagged <c>reason</c>.</summary>
     public static readonly Counter<long> Errors = Meter.CreateCounter<long>("decloud.relay.errors", "{error}", "Errors: protocol violations, failed connects, aborted streams.");
 

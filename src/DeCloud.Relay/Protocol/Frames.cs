@@ -65,6 +65,21 @@ internal enum FrameType : byte
 
     /// <summary>A connection-level error; the sender closes the tunnel after it.</summary>
     Error = 20,
+
+    /// <summary>
+    /// Server to node, on the tunnel: a public client connected to a mapping; open a dedicated data connection
+    /// (stream id = data channel id) presenting the enclosed nonce.
+    /// </summary>
+    DataChannelOpen = 21,
+
+    /// <summary>
+    /// Node to server, the first frame of a dedicated data connection (instead of <see cref="Auth"/>): the channel id
+    /// and its nonce. After it both directions carry raw stream bytes, unframed.
+    /// </summary>
+    DataChannel = 22,
+
+    /// <summary>Node to server, on the tunnel: the data channel cannot be opened (the target refused, or the dial failed).</summary>
+    DataChannelRefused = 23,
 }
 
 /// <summary>Codes carried by <see cref="FrameType.Error"/> and <see cref="FrameType.Reset"/> frames.</summary>
@@ -149,7 +164,7 @@ internal static class FrameDecoder
             return FrameDecodeStatus.UnsupportedVersion;
         }
 
-        if (type is < FrameType.Hello or > FrameType.Error)
+        if (type is < FrameType.Hello or > FrameType.DataChannelRefused)
         {
             return FrameDecodeStatus.UnknownType;
         }
@@ -168,4 +183,13 @@ internal static class FrameDecoder
         buffer = buffer.Slice(FrameHeader.Size + (long)length);
         return FrameDecodeStatus.Ok;
     }
+
+    /// <summary>Says what is wrong with a frame that did not decode.</summary>
+    public static string Describe(FrameDecodeStatus status, FrameHeader header) => status switch
+    {
+        FrameDecodeStatus.UnsupportedVersion => $"unsupported protocol version {header.Version} (this relay speaks version {FrameHeader.CurrentVersion})",
+        FrameDecodeStatus.UnknownType => $"unknown frame type {(byte)header.Type}",
+        FrameDecodeStatus.Oversized => $"frame of {header.Length} bytes exceeds the limit of {FrameHeader.MaxPayload}",
+        _ => status.ToString(),
+    };
 }

@@ -17,16 +17,26 @@ internal sealed record HelloMessage(byte Version, byte[] Challenge)
     }
 }
 
-/// <summary>Node authentication: who it is and its proof over the challenge.</summary>
-internal sealed record AuthMessage(string NodeId, byte[] Proof)
+/// <summary>What a node can do, announced in its <see cref="AuthMessage"/>.</summary>
+[Flags]
+internal enum NodeCapabilities : byte
 {
-    public ReadOnlyMemory<byte> Encode() => new PayloadWriter().String(NodeId).Bytes(Proof).WrittenMemory;
+    None = 0,
+
+    /// <summary>The node opens a dedicated data connection per TCP stream when asked.</summary>
+    DedicatedConnections = 1,
+}
+
+/// <summary>Node authentication: who it is, its proof over the challenge and its capabilities.</summary>
+internal sealed record AuthMessage(string NodeId, byte[] Proof, NodeCapabilities Capabilities = NodeCapabilities.None)
+{
+    public ReadOnlyMemory<byte> Encode() => new PayloadWriter().String(NodeId).Bytes(Proof).U8((byte)Capabilities).WrittenMemory;
 
     public static AuthMessage? Decode(ReadOnlySpan<byte> payload)
     {
         var r = new PayloadReader(payload);
-        return r.TryString(out var nodeId) && r.TryBytes(out var proof) && r.IsEmpty
-            ? new AuthMessage(nodeId, proof.ToArray())
+        return r.TryString(out var nodeId) && r.TryBytes(out var proof) && r.TryU8(out var capabilities) && r.IsEmpty
+            ? new AuthMessage(nodeId, proof.ToArray(), (NodeCapabilities)capabilities)
             : null;
     }
 }
@@ -108,6 +118,51 @@ internal sealed record StreamOpenMessage(uint MappingId, IPEndPoint Client, IPEn
         return r.TryU32(out var mappingId) && r.TryEndPoint(out var client) && r.TryEndPoint(out var pub) && r.IsEmpty
             ? new StreamOpenMessage(mappingId, client!, pub!)
             : null;
+    }
+}
+
+/// <summary>
+/// A public client connected to a mapping served over dedicated connections (data channel id in the header):
+/// the node connects the target and opens a data connection presenting <see cref="Nonce"/>.
+/// </summary>
+internal sealed record DataChannelOpenMessage(uint MappingId, IPEndPoint Client, IPEndPoint Public, byte[] Nonce)
+{
+    /// <summary>Size of a nonce in bytes.</summary>
+    public const int NonceSize = 32;
+
+    public ReadOnlyMemory<byte> Encode() => new PayloadWriter().U32(MappingId).EndPoint(Client).EndPoint(Public).Bytes(Nonce).WrittenMemory;
+
+    public static DataChannelOpenMessage? Decode(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        return r.TryU32(out var mappingId) && r.TryEndPoint(out var client) && r.TryEndPoint(out var pub) && r.TryBytes(out var nonce)
+               && nonce.Length == NonceSize && r.IsEmpty
+            ? new DataChannelOpenMessage(mappingId, client!, pub!, nonce.ToArray())
+            : null;
+    }
+}
+
+/// <summary>The first frame a node sends on a dedicated data connection (channel id in the header).</summary>
+internal sealed record DataChannelMessage(byte[] Nonce)
+{
+    public ReadOnlyMemory<byte> Encode() => new PayloadWriter().Bytes(Nonce).WrittenMemory;
+
+    public static DataChannelMessage? Decode(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        return r.TryBytes(out var nonce) && nonce.Length == DataChannelOpenMessage.NonceSize && r.IsEmpty ? new DataChannelMessage(nonce.ToArray()) : null;
+    }
+}
+
+/// <summary>The node cannot serve a data channel (channel id in the header); the relay closes the public connection.</summary>
+internal sealed record DataChannelRefusedMessage(string Reason)
+{
+    public ReadOnlyMemory<byte> Encode() => new PayloadWriter().String(Reason.Length > 200 ? Reason[..200] : Reason).WrittenMemory;
+
+    public static DataChannelRefusedMessage? Decode(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        return r.TryString(out var reason) && r.IsEmpty ? new DataChannelRefusedMessage(reason) : null;
     }
 }
 

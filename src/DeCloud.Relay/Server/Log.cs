@@ -8,8 +8,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Relay listening for tunnels on {EndPoint} (TLS: {Tls}); public ports {First}-{Last}")]
     public static partial void Started(ILogger logger, IPEndPoint endPoint, bool tls, int first, int last);
 
-    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Node {NodeId} connected from {Remote}")]
-    public static partial void NodeConnected(ILogger logger, string nodeId, IPEndPoint? remote);
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Node {NodeId} connected from {Remote}; TCP streams: {Transport}")]
+    public static partial void NodeConnected(ILogger logger, string nodeId, IPEndPoint? remote, RelayStreamTransport transport);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Node {NodeId} disconnected: {Reason}")]
     public static partial void NodeDisconnected(ILogger logger, string nodeId, string reason);
@@ -46,4 +46,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 213, Level = LogLevel.Information, Message = "Relay stopping: telling {Count} nodes to reconnect in {Delay}")]
     public static partial void GoingAway(ILogger logger, int count, TimeSpan delay);
+
+    [LoggerMessage(EventId = 214, Level = LogLevel.Warning, Message = "Data connection from {Remote} for channel {ChannelId} refused: {Reason}")]
+    public static partial void DataConnectionRefused(ILogger logger, IPEndPoint? remote, uint channelId, string reason);
+
+    [LoggerMessage(EventId = 215, Level = LogLevel.Debug, Message = "Connection from {Remote} to the control endpoint closed at once: {Reason}")]
+    public static partial void ConnectionShed(ILogger logger, IPEndPoint? remote, string reason);
+
+    [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Mapping {NodeId}/'{Name}' not claimed for {Retention}: removed, port {Port} freed")]
+    public static partial void MappingExpired(ILogger logger, string nodeId, string name, int port, TimeSpan retention);
 }

@@ -47,6 +47,9 @@ internal sealed class PublishedMapping : IAsyncDisposable
 
     public int UdpFlowCount => _flowsById.Count;
 
+    /// <summary>True while a connected node serves this mapping.</summary>
+    public bool IsAttached => Volatile.Read(ref _owner) is not null;
+
     /// <summary>Binds the public sockets; on failure nothing stays bound and the socket error is returned.</summary>
     public SocketError TryBind()
     {

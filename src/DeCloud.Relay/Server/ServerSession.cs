@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using DeCloud.Relay.Diagnostics;
@@ -18,9 +19,12 @@ internal sealed class ServerSession : ITunnelHandler
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, PublishedMapping> _mappings = new();
     private readonly TimeSpan _streamOpenTimeout;
+    private readonly DataChannelRegistry _dataChannels;
     private int _nextMappingId;
+    private int _dedicatedStreams;
 
-    public ServerSession(RelayServer server, TunnelConnection tunnel, string nodeId, IPEndPoint? remote, TimeSpan streamOpenTimeout, ILogger logger)
+    public ServerSession(RelayServer server, TunnelConnection tunnel, string nodeId, IPEndPoint? remote, TimeSpan streamOpenTimeout, ILogger logger,
+        DataChannelRegistry dataChannels, bool dedicated)
     {
         _server = server;
         Tunnel = tunnel;
@@ -28,7 +32,15 @@ internal sealed class ServerSession : ITunnelHandler
         Remote = remote;
         _streamOpenTimeout = streamOpenTimeout;
         _logger = logger;
+        _dataChannels = dataChannels;
+        Transport = dedicated ? RelayStreamTransport.DedicatedConnection : RelayStreamTransport.Multiplexed;
     }
+
+    /// <summary>The data path of this node's TCP streams: dedicated only when the relay and the node both allow it.</summary>
+    public RelayStreamTransport Transport { get; }
+
+    /// <summary>Streams open now over dedicated data connections.</summary>
+    public int DedicatedStreamCount => Volatile.Read(ref _dedicatedStreams);
 
     public TunnelConnection Tunnel { get; }
 
@@ -87,6 +99,10 @@ internal sealed class ServerSession : ITunnelHandler
                 var removed = await _server.UnmapAsync(NodeId, unmap.Name, cancellationToken).ConfigureAwait(false);
                 await Tunnel.SendAsync(FrameType.MapResult, 0, new MapResultMessage(unmap.RequestId, removed, 0, 0, removed ? string.Empty : $"no mapping named '{unmap.Name}'").Encode(), cancellationToken).ConfigureAwait(false);
                 break;
+            case FrameType.DataChannelRefused when DataChannelRefusedMessage.Decode(payload.Span) is { } refused:
+                // A channel that already timed out (or never existed) is not an error: the node may answer late.
+                _dataChannels.Refuse(header.StreamId, this, refused.Reason);
+                break;
             case FrameType.ProbeRequest when ProbeRequestMessage.Decode(payload.Span) is { } probe:
                 _ = ProbeAsync(probe, cancellationToken);
                 break;
@@ -128,22 +144,145 @@ internal sealed class ServerSession : ITunnelHandler
         }
     }
 
-    /// <summary>Forwards one accepted public TCP connection through the tunnel.</summary>
-    public async Task ForwardTcpAsync(PublishedMapping mapping, uint mappingId, Socket client)
+    /// <summary>Forwards one accepted public TCP connection, over a dedicated data connection or through the tunnel.</summary>
+    public Task ForwardTcpAsync(PublishedMapping mapping, uint mappingId, Socket client)
+    {
+        client.NoDelay = true;
+        return Transport == RelayStreamTransport.DedicatedConnection
+            ? ForwardDedicatedAsync(mapping, mappingId, client)
+            : ForwardMultiplexedAsync(mapping, mappingId, client);
+    }
+
+    /// <summary>A span over opening one forwarded stream (until bytes flow or it is refused), with the node, port and data path.</summary>
+    private Activity? StartStreamOpen(PublishedMapping mapping, IPEndPoint? remote)
+    {
+        var activity = RelayMetrics.ActivitySource.StartActivity("relay.stream.open", ActivityKind.Server);
+        if (activity is not null)
+        {
+            activity.SetTag("decloud.relay.node_id", NodeId);
+            activity.SetTag("decloud.relay.public_port", mapping.Record.PublicPort);
+            activity.SetTag("decloud.relay.transport", Transport == RelayStreamTransport.DedicatedConnection ? "dedicated" : "multiplexed");
+            activity.SetTag("client.address", remote?.Address.ToString());
+        }
+
+        return activity;
+    }
+
+    private static void Refuse(Socket client)
+    {
+        try
+        {
+            client.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+
+        client.Dispose();
+    }
+
+    private async Task ForwardDedicatedAsync(PublishedMapping mapping, uint mappingId, Socket client)
     {
         var remote = client.RemoteEndPoint as IPEndPoint;
         var local = client.LocalEndPoint as IPEndPoint;
-        client.NoDelay = true;
+        if (Interlocked.Increment(ref _dedicatedStreams) > Tunnel.Settings.MaxStreams || remote is null || local is null)
+        {
+            Interlocked.Decrement(ref _dedicatedStreams);
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, $"the node has {Tunnel.Settings.MaxStreams} streams open (limit)");
+            RelayMetrics.Error("too_many_streams");
+            Refuse(client);
+            return;
+        }
+
+        var activity = StartStreamOpen(mapping, remote);
+        try
+        {
+            var channel = _dataChannels.Register(this);
+            RawConnection data;
+            try
+            {
+                await Tunnel.SendAsync(FrameType.DataChannelOpen, channel.Id, new DataChannelOpenMessage(mappingId, remote, local, channel.Nonce).Encode()).ConfigureAwait(false);
+                data = await channel.Connected.WaitAsync(_streamOpenTimeout, Tunnel.TimeProvider, Tunnel.Closed).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RelayException or TimeoutException or OperationCanceledException)
+            {
+                var reason = ex switch
+                {
+                    TimeoutException => $"no data connection from the node within {_streamOpenTimeout}",
+                    OperationCanceledException => "the tunnel closed",
+                    _ => ex.Message,
+                };
+                channel.Abandon();
+                activity?.SetStatus(ActivityStatusCode.Error, reason);
+                activity?.Dispose();
+                Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, reason);
+                RelayMetrics.Error(ex is TimeoutException ? "data_connection_timeout" : "connect_failed");
+                Refuse(client);
+                return;
+            }
+            finally
+            {
+                _dataChannels.Remove(channel);
+            }
+
+            var near = new RawConnection(client);
+            if (mapping.Record.ProxyProtocol)
+            {
+                try
+                {
+                    await data.Stream.WriteAsync(ProxyProtocolV2.Build(remote, local)).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+                {
+                    activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+                    activity?.Dispose();
+                    Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, "the data connection failed: " + ex.Message);
+                    RelayMetrics.Error("connect_failed");
+                    data.Abort();
+                    near.Abort();
+                    return;
+                }
+            }
+
+            activity?.SetStatus(ActivityStatusCode.Ok);
+            activity?.Dispose();
+            RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
+            RelayMetrics.ActiveStreams.Add(1);
+            try
+            {
+                var result = await ConnectionPump.RunAsync(near, data, PumpDirection.PublicSide, mapping.InboundLimit, mapping.OutboundLimit, Tunnel.Closed).ConfigureAwait(false);
+                if (result != PumpResult.Completed)
+                {
+                    RelayMetrics.Error("stream_" + (result == PumpResult.SocketFailed ? "client_failed" : "tunnel_failed"));
+                }
+
+                Log.StreamEnded(_logger, remote, mapping.Record.PublicPort, result.ToString());
+            }
+            finally
+            {
+                RelayMetrics.ActiveStreams.Add(-1);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _dedicatedStreams);
+        }
+    }
+
+    private async Task ForwardMultiplexedAsync(PublishedMapping mapping, uint mappingId, Socket client)
+    {
+        var remote = client.RemoteEndPoint as IPEndPoint;
+        var local = client.LocalEndPoint as IPEndPoint;
         var stream = Tunnel.OpenStream();
         if (stream is null || remote is null || local is null)
         {
             Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, $"the tunnel has {Tunnel.StreamCount} streams open (limit)");
             RelayMetrics.Error("too_many_streams");
-            client.LingerState = new LingerOption(true, 0);
-            client.Dispose();
+            Refuse(client);
             return;
         }
 
+        using var activity = StartStreamOpen(mapping, remote);
         try
         {
             await Tunnel.SendAsync(FrameType.StreamOpen, stream.Id, new StreamOpenMessage(mappingId, remote, local).Encode()).ConfigureAwait(false);
@@ -160,14 +299,16 @@ internal sealed class ServerSession : ITunnelHandler
         }
         catch (Exception ex) when (ex is RelayException or TimeoutException)
         {
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, ex.Message);
             RelayMetrics.Error("connect_failed");
             stream.Abort(WireError.ConnectFailed);
-            client.LingerState = new LingerOption(true, 0);
-            client.Dispose();
+            Refuse(client);
             return;
         }
 
+        activity?.SetStatus(ActivityStatusCode.Ok);
+        activity?.Stop();
         RelayMetrics.Streams.Add(1, new KeyValuePair<string, object?>("protocol", "tcp"));
         RelayMetrics.ActiveStreams.Add(1);
         try

@@ -148,7 +148,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
             _reader.AdvanceTo(buffer.Start, buffer.End);
             if (status != FrameDecodeStatus.NeedMoreData)
             {
-                throw new RelayProtocolException(Describe(status, header));
+                throw new RelayProtocolException(FrameDecoder.Describe(status, header));
             }
 
             if (result.IsCompleted)
@@ -293,14 +293,6 @@ internal sealed class TunnelConnection : IAsyncDisposable
         _closed.Dispose();
     }
 
-    private static string Describe(FrameDecodeStatus status, FrameHeader header) => status switch
-    {
-        FrameDecodeStatus.UnsupportedVersion => $"unsupported protocol version {header.Version} (this relay speaks version {FrameHeader.CurrentVersion})",
-        FrameDecodeStatus.UnknownType => $"unknown frame type {(byte)header.Type}",
-        FrameDecodeStatus.Oversized => $"frame of {header.Length} bytes exceeds the limit of {FrameHeader.MaxPayload}",
-        _ => status.ToString(),
-    };
-
     /// <summary>Stops accepting frames and waits (bounded) until the queued ones reached the transport.</summary>
     public async Task CompleteOutputAsync()
     {
@@ -420,7 +412,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
                 if (status != FrameDecodeStatus.Ok)
                 {
                     _reader.AdvanceTo(buffer.Start, buffer.End);
-                    await FailAsync(status == FrameDecodeStatus.UnsupportedVersion ? WireError.UnsupportedVersion : WireError.ProtocolError, Describe(status, header), drain: true).ConfigureAwait(false);
+                    await FailAsync(status == FrameDecodeStatus.UnsupportedVersion ? WireError.UnsupportedVersion : WireError.ProtocolError, FrameDecoder.Describe(status, header), drain: true).ConfigureAwait(false);
                     return;
                 }
 

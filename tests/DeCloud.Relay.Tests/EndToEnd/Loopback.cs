@@ -157,10 +157,14 @@ internal sealed class RelayHarness : IAsyncDisposable
     private static int s_block;
     private readonly List<RelayClient> _clients = [];
     private readonly Action<RelayServerOptions>? _configure;
+    private readonly RelayStreamTransport _transport;
+    private readonly TimeProvider? _timeProvider;
 
-    private RelayHarness(Action<RelayServerOptions>? configure)
+    private RelayHarness(Action<RelayServerOptions>? configure, RelayStreamTransport transport, TimeProvider? timeProvider = null)
     {
+        _timeProvider = timeProvider;
         _configure = configure;
+        _transport = transport;
         var block = Interlocked.Increment(ref s_block);
         PortStart = 20000 + (block * 40);
         Directory = System.IO.Directory.CreateTempSubdirectory("dcr-relay-").FullName;
@@ -174,9 +178,10 @@ internal sealed class RelayHarness : IAsyncDisposable
 
     public int ControlPort { get; private set; }
 
-    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null)
+    /// <summary>Starts a relay; <paramref name="transport"/> is the data path of the relay and of every client started from the harness.</summary>
+    public static async Task<RelayHarness> StartAsync(Action<RelayServerOptions>? configure = null, RelayStreamTransport transport = RelayStreamTransport.Automatic, TimeProvider? timeProvider = null)
     {
-        var harness = new RelayHarness(configure);
+        var harness = new RelayHarness(configure, transport, timeProvider);
         await harness.StartServerAsync(0);
         return harness;
     }
@@ -191,6 +196,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             PortRangeEnd = PortStart + 39,
             DatabasePath = Path.Combine(Directory, "relay.db"),
             GoAwayReconnectDelay = TimeSpan.FromMilliseconds(100),
+            StreamTransport = _transport,
         };
         _configure?.Invoke(options);
         return options;
@@ -198,7 +204,7 @@ internal sealed class RelayHarness : IAsyncDisposable
 
     public async Task StartServerAsync(int controlPort)
     {
-        Server = new RelayServer(CreateOptions(controlPort), new HmacChallengeAuthenticator(Secret));
+        Server = new RelayServer(CreateOptions(controlPort), new HmacChallengeAuthenticator(Secret), timeProvider: _timeProvider);
         await Server.StartAsync().Within();
         ControlPort = Server.ControlEndPoint!.Port;
     }
@@ -219,6 +225,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             NodeId = nodeId,
             ReconnectMinDelay = TimeSpan.FromMilliseconds(50),
             ReconnectMaxDelay = TimeSpan.FromMilliseconds(500),
+            StreamTransport = _transport,
         };
         configure?.Invoke(options);
         var client = new RelayClient(options, new HmacChallengeCredentials(secret ?? Secret));

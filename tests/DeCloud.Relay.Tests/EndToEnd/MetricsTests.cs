@@ -34,4 +34,30 @@ public sealed class MetricsTests
         await RelayLoopbackTests.WaitForAsync(() => bad.LastError is RelayAuthenticationException, "an authentication failure");
         await RelayLoopbackTests.WaitForAsync(() => connects.GetMeasurementSnapshot().Any(m => m.Tags["result"] as string == "auth_failed"), "the auth_failed measurement");
     }
+
+    [Theory]
+    [InlineData(RelayStreamTransport.DedicatedConnection, "dedicated")]
+    [InlineData(RelayStreamTransport.Multiplexed, "multiplexed")]
+    public async Task Tracing_ConnectAndStreamOpen_EmitSpansOnTheRelaySource(RelayStreamTransport transport, string expected)
+    {
+        var nodeId = "traced-" + expected;
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "DeCloud.Relay",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        await using var harness = await RelayHarness.StartAsync(transport: transport);
+        await using var echo = new TcpEcho();
+        var client = await harness.StartClientAsync(nodeId);
+        var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
+        await Net.EchoWorksAsync(mapping.PublicPort);
+
+        Assert.Contains(spans, a => a.OperationName == "relay.tunnel.connect" && a.GetTagItem("decloud.relay.node_id") as string == nodeId
+            && a.Status == System.Diagnostics.ActivityStatusCode.Ok);
+        await RelayLoopbackTests.WaitForAsync(() => spans.Any(a => a.OperationName == "relay.stream.open" && a.GetTagItem("decloud.relay.node_id") as string == nodeId
+            && a.GetTagItem("decloud.relay.transport") as string == expected && a.Status == System.Diagnostics.ActivityStatusCode.Ok), "the stream.open span");
+    }
 }

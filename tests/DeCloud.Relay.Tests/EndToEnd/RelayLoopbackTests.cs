@@ -5,12 +5,18 @@ using DeCloud.Testing;
 
 namespace DeCloud.Relay.Tests.EndToEnd;
 
-public sealed class RelayLoopbackTests
+/// <summary>The loopback suite in the default transport (Automatic: dedicated data connections over a plain tunnel); <see cref="MultiplexedLoopbackTests"/> runs it multiplexed.</summary>
+public class RelayLoopbackTests
 {
+    /// <summary>The data path the relay and every node in this suite use for TCP streams.</summary>
+    protected virtual RelayStreamTransport Transport => RelayStreamTransport.Automatic;
+
+    private Task<RelayHarness> StartHarnessAsync(Action<RelayServerOptions>? configure = null) => RelayHarness.StartAsync(configure, Transport);
+
     [Fact]
     public async Task AddMapping_Tcp_ForwardsEchoThroughTheRelay()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -26,7 +32,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Pump_ClientHalfCloses_TargetSeesEndAndReplyStillArrives()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -52,7 +58,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Connect_WrongSecret_RefusedAndOtherNodesKeepWorking()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var good = await harness.StartClientAsync("good");
         var mapping = await good.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -74,7 +80,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Reconnect_AfterTunnelDrop_SamePublicPort()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -89,7 +95,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Restart_RelayProcess_NodeGetsTheSamePortsBack()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         await using var udp = new UdpEcho();
         var client = await harness.StartClientAsync();
@@ -110,7 +116,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task StopAsync_GoAway_ClientReconnectsToTheNextRelay()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -123,7 +129,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task RemoveMapping_AtRunTime_ReleasesThePortAndOthersKeepWorking()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var first = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port) { Name = "a" }).Within();
@@ -142,7 +148,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task AddMapping_OverQuota_ThrowsMappingExceptionNamingTheQuota()
     {
-        await using var harness = await RelayHarness.StartAsync(o => o.MaxPortsPerNode = 1);
+        await using var harness = await StartHarnessAsync(o => o.MaxPortsPerNode = 1);
         var client = await harness.StartClientAsync();
         await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", 1) { Name = "one" }).Within();
         var ex = await Assert.ThrowsAsync<RelayMappingException>(() => client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", 2) { Name = "two" }).Within());
@@ -152,7 +158,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task AddMapping_PortHeldByAnotherProcess_NeverHandedOut()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         squatter.Bind(new IPEndPoint(IPAddress.Loopback, harness.PortStart));
         squatter.Listen();
@@ -164,7 +170,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Target_Unreachable_PublicConnectionClosedAndTunnelStaysUp()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         using var closedPort = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         closedPort.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var deadPort = ((IPEndPoint)closedPort.LocalEndPoint!).Port;
@@ -188,7 +194,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task SlowStream_ClientNeverReads_OtherStreamsKeepFlowing()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -231,7 +237,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Streams_ManyConcurrent_AllEchoCorrectly()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -248,7 +254,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task StreamFlood_OverTheLimit_ExtraConnectionsRefusedExistingOnesWork()
     {
-        await using var harness = await RelayHarness.StartAsync(o => o.MaxStreamsPerTunnel = 4);
+        await using var harness = await StartHarnessAsync(o => o.MaxStreamsPerTunnel = 4);
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
@@ -283,7 +289,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task ProxyProtocol_Enabled_TargetSeesTheRealClientAddress()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho(expectProxy: true);
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port) { UseProxyProtocol = true }).Within();
@@ -296,7 +302,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task BandwidthLimit_PerMapping_CapsThroughput()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         const int limit = 1024 * 1024;
@@ -313,7 +319,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Udp_Mapping_EchoesPerClientFlows()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new UdpEcho();
         var client = await harness.StartClientAsync();
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Udp, "127.0.0.1", echo.Port)).Within();
@@ -333,7 +339,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Udp_IdleFlow_ExpiresAndANewFlowStarts()
     {
-        await using var harness = await RelayHarness.StartAsync(o => o.UdpFlowIdleTimeout = TimeSpan.FromMilliseconds(300));
+        await using var harness = await StartHarnessAsync(o => o.UdpFlowIdleTimeout = TimeSpan.FromMilliseconds(300));
         await using var echo = new UdpEcho();
         var client = await harness.StartClientAsync(configure: o => o.UdpFlowIdleTimeout = TimeSpan.FromMilliseconds(300));
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Udp, "127.0.0.1", echo.Port)).Within();
@@ -348,7 +354,7 @@ public sealed class RelayLoopbackTests
     [Fact]
     public async Task Probe_NodeListening_ReachableOtherwiseNot()
     {
-        await using var harness = await RelayHarness.StartAsync();
+        await using var harness = await StartHarnessAsync();
         await using var echo = new TcpEcho();
         var client = await harness.StartClientAsync();
         Assert.Equal(RelayReachability.Reachable, await client.ProbeReachabilityAsync(echo.Port).Within());
@@ -391,4 +397,10 @@ public sealed class RelayLoopbackTests
             await Task.Delay(20);
         }
     }
+}
+
+/// <summary>The whole loopback suite again with every stream multiplexed in the tunnel.</summary>
+public sealed class MultiplexedLoopbackTests : RelayLoopbackTests
+{
+    protected override RelayStreamTransport Transport => RelayStreamTransport.Multiplexed;
 }

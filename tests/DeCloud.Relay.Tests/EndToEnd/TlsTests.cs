@@ -14,8 +14,11 @@ public sealed class TlsTests
         return X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pfx), null);
     }
 
-    [Fact]
-    public async Task Tls_PinnedCertificate_ForwardsThroughTheEncryptedTunnel()
+    [Theory]
+    [InlineData(RelayStreamTransport.DedicatedConnection)]
+    [InlineData(RelayStreamTransport.Multiplexed)]
+    [InlineData(RelayStreamTransport.Automatic)]
+    public async Task Tls_PinnedCertificate_ForwardsThroughTheEncryptedTunnel(RelayStreamTransport transport)
     {
         using var certificate = CreateCertificate();
         await using var harness = await RelayHarness.StartAsync(o => o.Certificate = certificate);
@@ -24,13 +27,18 @@ public sealed class TlsTests
         {
             o.UseTls = true;
             o.PinnedCertificateSha256 = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+            o.StreamTransport = transport;
         });
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
         await Net.EchoWorksAsync(mapping.PublicPort, "over tls");
+        var expected = transport == RelayStreamTransport.DedicatedConnection ? RelayStreamTransport.DedicatedConnection : RelayStreamTransport.Multiplexed;
+        Assert.Equal(expected, harness.Server.TransportOf("node-1"));
     }
 
-    [Fact]
-    public async Task Tls_ManyConcurrentStreams_AllEchoCorrectly()
+    [Theory]
+    [InlineData(RelayStreamTransport.DedicatedConnection)]
+    [InlineData(RelayStreamTransport.Multiplexed)]
+    public async Task Tls_ManyConcurrentStreams_AllEchoCorrectly(RelayStreamTransport transport)
     {
         using var certificate = CreateCertificate();
         await using var harness = await RelayHarness.StartAsync(o => o.Certificate = certificate);
@@ -39,6 +47,7 @@ public sealed class TlsTests
         {
             o.UseTls = true;
             o.PinnedCertificateSha256 = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+            o.StreamTransport = transport;
         });
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", echo.Port)).Within();
         var tasks = Enumerable.Range(0, 16).Select(async i =>

@@ -72,7 +72,7 @@ public sealed class FrameDecoderTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(21)]
+    [InlineData(24)]
     [InlineData(255)]
     public void TryDecode_UnknownType_ReportsUnknownType(byte type)
     {

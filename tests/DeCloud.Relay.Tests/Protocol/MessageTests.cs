@@ -62,6 +62,9 @@ public sealed class MessageTests
             _ = ErrorMessage.Decode(bytes);
             _ = ProbeRequestMessage.Decode(bytes);
             _ = ProbeResultMessage.Decode(bytes);
+            _ = DataChannelOpenMessage.Decode(bytes);
+            _ = DataChannelMessage.Decode(bytes);
+            _ = DataChannelRefusedMessage.Decode(bytes);
         }, iter: 20_000);
     }
 
@@ -70,5 +73,46 @@ public sealed class MessageTests
     {
         byte[] payload = [0, 2, 0xC3, 0x28, 0, 0];
         Assert.Null(AuthMessage.Decode(payload));
+    }
+
+    [Fact]
+    public void DataChannelOpen_RoundTrip_PreservesEveryField()
+    {
+        var nonce = Enumerable.Range(0, DataChannelOpenMessage.NonceSize).Select(i => (byte)i).ToArray();
+        var message = new DataChannelOpenMessage(7, new IPEndPoint(IPAddress.Parse("203.0.113.7"), 5555), new IPEndPoint(IPAddress.IPv6Loopback, 40001), nonce);
+        var decoded = DataChannelOpenMessage.Decode(message.Encode().Span);
+        Assert.NotNull(decoded);
+        Assert.Equal(message.MappingId, decoded.MappingId);
+        Assert.Equal(message.Client, decoded.Client);
+        Assert.Equal(message.Public, decoded.Public);
+        Assert.Equal(nonce, decoded.Nonce);
+    }
+
+    [Fact]
+    public void DataChannelMessages_EveryTruncationOrWrongNonceSize_ReturnNull()
+    {
+        var nonce = new byte[DataChannelOpenMessage.NonceSize];
+        var open = new DataChannelOpenMessage(1, new IPEndPoint(IPAddress.Loopback, 1), new IPEndPoint(IPAddress.Loopback, 2), nonce).Encode().ToArray();
+        var present = new DataChannelMessage(nonce).Encode().ToArray();
+        for (var cut = 0; cut < open.Length; cut++)
+        {
+            Assert.Null(DataChannelOpenMessage.Decode(open.AsSpan(0, cut)));
+        }
+
+        for (var cut = 0; cut < present.Length; cut++)
+        {
+            Assert.Null(DataChannelMessage.Decode(present.AsSpan(0, cut)));
+        }
+
+        Assert.NotNull(DataChannelMessage.Decode(present));
+        Assert.Null(DataChannelMessage.Decode(new DataChannelMessage(new byte[16]).Encode().Span));
+        Assert.Null(DataChannelOpenMessage.Decode(new DataChannelOpenMessage(1, new IPEndPoint(IPAddress.Loopback, 1), new IPEndPoint(IPAddress.Loopback, 2), new byte[33]).Encode().Span));
+    }
+
+    [Fact]
+    public void AuthMessage_Capabilities_RoundTrip()
+    {
+        var message = new AuthMessage("node", new byte[32], NodeCapabilities.DedicatedConnections);
+        Assert.Equal(NodeCapabilities.DedicatedConnections, AuthMessage.Decode(message.Encode().Span)!.Capabilities);
     }
 }
