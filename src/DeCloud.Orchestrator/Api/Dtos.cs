@@ -84,7 +84,8 @@ internal sealed record PortView(string VmId, string Host, int PublicPort, int Ta
         var node = store.GetNode(p.NodeId);
         var relay = node is { BehindNat: true, RelayNodeId: { } r } && Core.Model.NodeId.TryParse(r, null, out var rid) ? store.GetNode(rid) : null;
         var host = relay?.PublicHost ?? node?.PublicHost ?? string.Empty;
-        return new(p.VmId.ToString(), host, p.PublicPort, p.TargetPort, p.Protocol, p.NodeId.Value, relay?.Id.Value, p.State);
+        var port = relay is not null && p.RelayPort is { } bound ? bound : p.PublicPort;
+        return new(p.VmId.ToString(), host, port, p.TargetPort, p.Protocol, p.NodeId.Value, relay?.Id.Value, p.State);
     }
 }
 

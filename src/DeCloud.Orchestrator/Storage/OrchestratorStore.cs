@@ -45,6 +45,9 @@ internal sealed class OrchestratorStore
         CREATE TABLE sessions (token TEXT PRIMARY KEY, wallet TEXT NOT NULL, expires_at INTEGER NOT NULL);
         CREATE TABLE nonces (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
         """,
+        // The port a relay actually bound for a NAT'd node: it differs from public_port when that one was taken
+        // on the relay host (by another process, or by an outgoing connection from the ephemeral range).
+        "ALTER TABLE ports ADD COLUMN relay_port INTEGER NULL;",
     ];
 
     private readonly SqliteDatabase _db;
@@ -550,13 +553,16 @@ internal sealed class OrchestratorStore
     {
         using var c = _db.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT vm_id, public_port, target_port, protocol, node_id, state FROM ports WHERE vm_id=$vm ORDER BY public_port;";
+        cmd.CommandText = "SELECT vm_id, public_port, target_port, protocol, node_id, state, relay_port FROM ports WHERE vm_id=$vm ORDER BY public_port;";
         cmd.Parameters.AddWithValue("$vm", vm.ToString());
         using var r = cmd.ExecuteReader();
         var list = new List<PortRecord>();
         while (r.Read())
         {
-            list.Add(new PortRecord(VmId.Parse(r.GetString(0)), r.GetInt32(1), r.GetInt32(2), r.GetString(3), NodeId.Parse(r.GetString(4)), r.GetString(5)));
+            list.Add(new PortRecord(VmId.Parse(r.GetString(0)), r.GetInt32(1), r.GetInt32(2), r.GetString(3), NodeId.Parse(r.GetString(4)), r.GetString(5))
+            {
+                RelayPort = r.IsDBNull(6) ? null : r.GetInt32(6),
+            });
         }
 
         return list;
@@ -731,10 +737,15 @@ internal sealed class OrchestratorStore
             return;
         }
 
+        // A relay that found the asked-for port taken binds another one and the agent reports it; anything
+        // that is not a port number is ignored (the row keeps no relay port) rather than stored.
+        int? relayPort = ack.Result.TryGetValue("relay_public_port", out var relayText)
+            && int.TryParse(relayText, NumberStyles.None, CultureInfo.InvariantCulture, out var rp) && rp is >= 1 and <= 65535 ? rp : null;
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE ports SET state=$s WHERE vm_id=$vm AND public_port=$p;";
+        cmd.CommandText = "UPDATE ports SET state=$s, relay_port=COALESCE($rp, relay_port) WHERE vm_id=$vm AND public_port=$p;";
         cmd.Parameters.AddWithValue("$s", state);
+        cmd.Parameters.AddWithValue("$rp", (object?)relayPort ?? DBNull.Value);
         cmd.Parameters.AddWithValue("$vm", vm.ToString());
         cmd.Parameters.AddWithValue("$p", port);
         cmd.ExecuteNonQuery();

@@ -54,4 +54,8 @@ internal sealed record VmRecord(
     DateTimeOffset UpdatedAt);
 
 /// <summary>A public port mapped to a VM.</summary>
-internal sealed record PortRecord(VmId VmId, int PublicPort, int TargetPort, string Protocol, NodeId NodeId, string State);
+internal sealed record PortRecord(VmId VmId, int PublicPort, int TargetPort, string Protocol, NodeId NodeId, string State)
+{
+    /// <summary>For a NAT'd node: the port its relay bound, when that differs from <see cref="PublicPort"/>.</summary>
+    public int? RelayPort { get; init; }
+}

@@ -32,6 +32,52 @@ public sealed class OrchestratorTests : IDisposable
     }
 
     [Fact]
+    public void ApplyAck_RelayBoundAnotherPort_PortListsTheRelayPortAndKeepsItAcrossReopen()
+    {
+        var store = CreateSut();
+        var node = RegisterNode(store);
+        var vm = NewVm(node);
+        var create = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+        Assert.True(store.ApplyAck(node, new CommandAck { CommandId = create.CommandId, Status = AckStatus.Succeeded }, DateTimeOffset.UnixEpoch));
+        var (port, command) = store.ReservePort(vm.Id, node, 8080, "tcp", 40000, 40010,
+            (p, seq) => new Command { CommandId = "p1", Sequence = seq, AllocatePublicPort = new AllocatePublicPort { VmId = vm.Id.ToString(), PublicPort = p, TargetPort = 8080, Protocol = "tcp" } },
+            DateTimeOffset.UnixEpoch)!.Value;
+        Assert.Null(port.RelayPort);
+
+        // 40000 was taken on the relay host, so the relay bound 40007 and the agent said so.
+        var ack = new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded };
+        ack.Result["public_port"] = port.PublicPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        ack.Result["relay_public_port"] = "40007";
+        Assert.True(store.ApplyAck(node, ack, DateTimeOffset.UnixEpoch));
+
+        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
+        var listed = Assert.Single(reopened.ListPorts(vm.Id));
+        Assert.Equal((port.PublicPort, 40007, "open"), (listed.PublicPort, listed.RelayPort, listed.State));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-1")]
+    [InlineData("70000")]
+    [InlineData("40007; DROP TABLE ports")]
+    public void ApplyAck_MalformedRelayPort_Ignored(string relayPort)
+    {
+        var store = CreateSut();
+        var node = RegisterNode(store);
+        var vm = NewVm(node);
+        store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+        var (port, command) = store.ReservePort(vm.Id, node, 8080, "tcp", 40000, 40010,
+            (p, seq) => new Command { CommandId = "p1", Sequence = seq, AllocatePublicPort = new AllocatePublicPort { VmId = vm.Id.ToString(), PublicPort = p, TargetPort = 8080, Protocol = "tcp" } },
+            DateTimeOffset.UnixEpoch)!.Value;
+        var ack = new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded };
+        ack.Result["public_port"] = port.PublicPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        ack.Result["relay_public_port"] = relayPort;
+        Assert.True(store.ApplyAck(node, ack, DateTimeOffset.UnixEpoch));
+        var listed = Assert.Single(store.ListPorts(vm.Id));
+        Assert.Equal((port.PublicPort, (int?)null, "open"), (listed.PublicPort, listed.RelayPort, listed.State));
+    }
+
+    [Fact]
     public void ApplyAck_FromAnotherNode_Ignored()
     {
         var store = CreateSut();
