@@ -94,6 +94,6 @@ internal static class HypervisorFactory
     public static IHypervisor Create(AgentOptions o, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory) => o.Hypervisor switch
     {
         "simulated" => new SimulatedHypervisor(),
-        _ => new LibvirtHypervisor(o.LibvirtUri, loggerFactory),
+        _ => new LibvirtHypervisor(o.LibvirtUri, loggerFactory, o.VmNetwork, o.VmBridge),
     };
 }

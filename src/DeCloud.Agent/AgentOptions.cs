@@ -42,6 +42,12 @@ public sealed class AgentOptions
     /// <summary>The libvirt connection URI. Default <c>test:///default</c> (libvirt's in-process test driver).</summary>
     public string LibvirtUri { get; set; } = "test:///default";
 
+    /// <summary>The libvirt network every VM's NIC joins (or the host bridge, with <see cref="VmBridge"/>). Default <c>default</c> (libvirt's NAT network).</summary>
+    public string VmNetwork { get; set; } = "default";
+
+    /// <summary>True when <see cref="VmNetwork"/> names an existing host bridge rather than a libvirt network.</summary>
+    public bool VmBridge { get; set; }
+
     /// <summary>Compute points to advertise; 0 measures them with a CPU benchmark at first start. Default 0.</summary>
     public int ComputePoints { get; set; }
 
@@ -91,6 +97,11 @@ public sealed class AgentOptions
         if (Hypervisor is not ("libvirt" or "simulated"))
         {
             errors.Add($"{nameof(Hypervisor)} '{Hypervisor}' must be libvirt or simulated.");
+        }
+
+        if (string.IsNullOrWhiteSpace(VmNetwork) || VmNetwork.Length > 64 || VmNetwork.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
+        {
+            errors.Add($"{nameof(VmNetwork)} '{VmNetwork}' must be a libvirt network or bridge name (letters, digits, '-', '_', '.').");
         }
 
         if (Benchmark is not ("auto" or "sysbench" or "builtin"))

@@ -87,12 +87,10 @@ internal sealed class CommandExecutor(
                     throw new ArgumentException("create_vm needs resources with positive compute points and memory.");
                 }
 
+                // Unknown tiers are rejected before anything is defined.
+                _ = VmTiers.CpuShareOf(spec.QualityTier);
+                _ = VmTiers.BandwidthOf(spec.BandwidthTier, spec.BandwidthBytesPerSecond);
                 await hypervisor.CreateAsync(spec, spec.Start, ct).ConfigureAwait(false);
-                if (spec.BandwidthBytesPerSecond > 0)
-                {
-                    await hypervisor.SetBandwidthAsync(spec.VmId, spec.BandwidthBytesPerSecond, ct).ConfigureAwait(false);
-                }
-
                 return (c, tx) => AgentState.UpsertVm(c, tx, spec, spec.Start, now);
             }
 
@@ -123,9 +121,19 @@ internal sealed class CommandExecutor(
             }
 
             case Command.KindOneofCase.SetBandwidthTier:
-                RequireKnown(command.SetBandwidthTier.VmId);
-                await hypervisor.SetBandwidthAsync(command.SetBandwidthTier.VmId, command.SetBandwidthTier.BandwidthBytesPerSecond, ct).ConfigureAwait(false);
-                return null;
+            {
+                var t = command.SetBandwidthTier;
+                var vm = RequireKnown(t.VmId);
+                var limit = VmTiers.BandwidthOf(t.BandwidthTier, t.BandwidthBytesPerSecond);
+                await hypervisor.SetBandwidthAsync(t.VmId, limit, ct).ConfigureAwait(false);
+                ack.Result["bandwidth_bytes_per_second"] = limit.AverageBytesPerSecond.ToString(CultureInfo.InvariantCulture);
+
+                // The stored spec carries the new tier, so a VM recreated at the next start keeps it.
+                var spec = vm.Spec.Clone();
+                spec.BandwidthTier = t.BandwidthTier;
+                spec.BandwidthBytesPerSecond = t.BandwidthBytesPerSecond;
+                return (c, tx) => AgentState.UpsertVm(c, tx, spec, vm.ShouldRun, now);
+            }
 
             case Command.KindOneofCase.AllocatePublicPort:
             {
@@ -178,14 +186,14 @@ internal sealed class CommandExecutor(
         }
     }
 
-    private void RequireKnown(string id)
+    private LocalVm RequireKnown(string id)
     {
         RequireVmId(id);
         foreach (var vm in state.ListVms())
         {
             if (vm.Id == id)
             {
-                return;
+                return vm;
             }
         }
 
