@@ -52,6 +52,7 @@ public static class AgentServiceCollectionExtensions
         services.TryAddSingleton<IHypervisor>(sp => HypervisorFactory.Create(sp.GetRequiredService<IOptions<AgentOptions>>().Value,
             sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(sp => new TcpPortForwarder(sp.GetRequiredService<IOptions<AgentOptions>>().Value.PublicHost));
+        services.TryAddSingleton<PublicPorts>();
         services.TryAddSingleton<AgentIdentity>();
         services.TryAddSingleton<Relaying.AgentRelay>();
         services.TryAddSingleton<AgentStatus>();

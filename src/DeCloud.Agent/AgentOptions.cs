@@ -34,6 +34,23 @@ public sealed class AgentOptions
     public string PublicHost { get; set; } = "127.0.0.1";
 
     /// <summary>
+    /// How a public node forwards its public ports: <c>auto</c> (kernel DNAT through iptables when running as root with
+    /// iptables installed, else the user-space forwarder), <c>dnat</c> (always kernel DNAT; fails when iptables fails) or
+    /// <c>userspace</c> (the agent copies bytes itself; no root needed). Loopback targets always use user space in
+    /// <c>auto</c>. Default <c>auto</c>.
+    /// </summary>
+    public string PortForwarding { get; set; } = "auto";
+
+    /// <summary>The iptables command line for kernel DNAT, split on spaces. Default <c>iptables -w</c>.</summary>
+    public string DnatIptablesCommand { get; set; } = "iptables -w";
+
+    /// <summary>Prefix of the iptables chains the agent owns (<c>PREFIX-DNAT</c>, <c>PREFIX-FWD</c>). Default <c>DCA</c>.</summary>
+    public string DnatChainPrefix { get; set; } = "DCA";
+
+    /// <summary>Only traffic to this IPv4 address is forwarded by DNAT; null: any local address.</summary>
+    public string? DnatPublicAddress { get; set; }
+
+    /// <summary>
     /// Which hypervisor runs the VMs: <c>libvirt</c> (through DeCloud.Virtualization, <see cref="LibvirtUri"/>)
     /// or <c>simulated</c> (in memory; load tests and machines without libvirt). Default <c>libvirt</c>.
     /// </summary>
@@ -102,6 +119,26 @@ public sealed class AgentOptions
         if (string.IsNullOrWhiteSpace(VmNetwork) || VmNetwork.Length > 64 || VmNetwork.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
         {
             errors.Add($"{nameof(VmNetwork)} '{VmNetwork}' must be a libvirt network or bridge name (letters, digits, '-', '_', '.').");
+        }
+
+        if (PortForwarding is not ("auto" or "dnat" or "userspace"))
+        {
+            errors.Add($"{nameof(PortForwarding)} '{PortForwarding}' must be auto, dnat or userspace.");
+        }
+
+        if (string.IsNullOrWhiteSpace(DnatIptablesCommand))
+        {
+            errors.Add($"{nameof(DnatIptablesCommand)} must name the iptables executable.");
+        }
+
+        if (string.IsNullOrEmpty(DnatChainPrefix) || DnatChainPrefix.Length > 20 || DnatChainPrefix.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_')))
+        {
+            errors.Add($"{nameof(DnatChainPrefix)} '{DnatChainPrefix}' must be 1-20 letters, digits, '-' or '_'.");
+        }
+
+        if (DnatPublicAddress is not null && (!System.Net.IPAddress.TryParse(DnatPublicAddress, out var dnatAddress) || dnatAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork))
+        {
+            errors.Add($"{nameof(DnatPublicAddress)} '{DnatPublicAddress}' must be an IPv4 address.");
         }
 
         if (Benchmark is not ("auto" or "sysbench" or "builtin"))

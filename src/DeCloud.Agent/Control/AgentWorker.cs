@@ -23,7 +23,7 @@ internal sealed class AgentWorker(
     AgentState state,
     IHypervisor hypervisor,
     CommandExecutor executor,
-    TcpPortForwarder forwarder,
+    PublicPorts publicPorts,
     Relaying.AgentRelay relay,
     AgentStatus status,
     IOptions<AgentOptions> options,
@@ -205,7 +205,7 @@ internal sealed class AgentWorker(
                     vs.Services.Add(new ServiceReadiness
                     {
                         Name = "port-" + port.PublicPort.ToString(CultureInfo.InvariantCulture),
-                        Ready = options.Value.BehindNat ? relay.IsPublished(port.PublicPort) : forwarder.IsOpen(port.PublicPort),
+                        Ready = options.Value.BehindNat ? relay.IsPublished(port.PublicPort) : publicPorts.IsOpen(port.PublicPort),
                     });
                 }
             }
@@ -292,20 +292,19 @@ internal sealed class AgentWorker(
         var ports = state.ListPorts();
         if (!options.Value.BehindNat)
         {
-            foreach (var p in ports)
+            try
             {
-                try
-                {
-                    forwarder.Open(p.PublicPort, p.TargetHost, p.TargetPort);
-                }
-                catch (System.Net.Sockets.SocketException ex)
-                {
-                    Log.ReconcileFailed(logger, p.VmId, $"port {p.PublicPort}: {ex.Message}");
-                }
+                await publicPorts.ReconcileAsync(ports, ct).ConfigureAwait(false);
+            }
+            catch (DeCloud.Relay.RelayException ex)
+            {
+                // iptables itself failed (e.g. no CAP_NET_ADMIN): the VMs are untouched and commands keep being answered.
+                Log.ReconcileFailed(logger, "*", "public ports: " + ex.Message);
             }
         }
 
         Log.Reconciled(logger, vms.Count, recreated, restarted, ports.Count);
+        status.MarkReconciled();
     }
 
     private static long HostMemoryMiB()
@@ -348,4 +347,11 @@ internal sealed class AgentStatus
     public string? RelayNodeId { get; set; }
 
     public string? RelayEndpoint { get; set; }
+
+    private readonly TaskCompletionSource _reconciled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the start-up reconciliation of VMs and ports is done.</summary>
+    public Task Reconciled => _reconciled.Task;
+
+    public void MarkReconciled() => _reconciled.TrySetResult();
 }

@@ -15,7 +15,7 @@ namespace DeCloud.Agent.Control;
 internal sealed class CommandExecutor(
     AgentState state,
     IHypervisor hypervisor,
-    TcpPortForwarder forwarder,
+    PublicPorts ports,
     Relaying.AgentRelay relay,
     Microsoft.Extensions.Options.IOptions<AgentOptions> options,
     TimeProvider time,
@@ -112,7 +112,7 @@ internal sealed class CommandExecutor(
                 {
                     if (p.VmId == id)
                     {
-                        forwarder.Close(p.PublicPort);
+                        await ports.CloseAsync(p.PublicPort, ct).ConfigureAwait(false);
                     }
                 }
 
@@ -153,7 +153,8 @@ internal sealed class CommandExecutor(
                 }
                 else
                 {
-                    forwarder.Open(port.PublicPort, port.TargetHost, port.TargetPort);
+                    var path = await ports.OpenAsync(port, ct).ConfigureAwait(false);
+                    ack.Result["forwarding"] = path == PortPath.Dnat ? "dnat" : "userspace";
                 }
 
                 ack.Result["public_port"] = a.PublicPort.ToString(CultureInfo.InvariantCulture);
@@ -163,7 +164,12 @@ internal sealed class CommandExecutor(
             case Command.KindOneofCase.ReleasePublicPort:
             {
                 var r = command.ReleasePublicPort;
-                forwarder.Close(r.PublicPort);
+                if (r.PublicPort is < 1 or > 65535)
+                {
+                    throw new ArgumentException($"release_public_port: public port {r.PublicPort} is out of range (1-65535).");
+                }
+
+                await ports.CloseAsync(r.PublicPort, ct).ConfigureAwait(false);
                 await relay.UnpublishAsync(r.PublicPort, ct).ConfigureAwait(false);
                 ack.Result["public_port"] = r.PublicPort.ToString(CultureInfo.InvariantCulture);
                 return (c, tx) => AgentState.DeletePort(c, tx, r.PublicPort, r.Protocol);

@@ -115,7 +115,8 @@ public sealed class AgentTests : IDisposable
         var hv = new SimulatedHypervisor();
         var options = Microsoft.Extensions.Options.Options.Create(new AgentOptions());
         var relay = new DeCloud.Agent.Relaying.AgentRelay(options, state, NullLoggerFactory.Instance, TimeProvider.System);
-        var executor = new CommandExecutor(state, hv, new TcpPortForwarder("127.0.0.1"), relay, options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
+        var ports = new PublicPorts(options, new TcpPortForwarder("127.0.0.1"), NullLoggerFactory.Instance, TimeProvider.System);
+        var executor = new CommandExecutor(state, hv, ports, relay, options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
         return (executor, state, hv);
     }
 
