@@ -53,6 +53,8 @@ public static class AgentServiceCollectionExtensions
             sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(sp => new TcpPortForwarder(sp.GetRequiredService<IOptions<AgentOptions>>().Value.PublicHost));
         services.TryAddSingleton<PublicPorts>();
+        services.TryAddSingleton<AckOutbox>();
+        services.TryAddSingleton<Storage.AgentStorage>();
         services.TryAddSingleton<AgentIdentity>();
         services.TryAddSingleton<Relaying.AgentRelay>();
         services.TryAddSingleton<AgentStatus>();

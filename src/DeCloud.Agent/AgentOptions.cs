@@ -65,6 +65,25 @@ public sealed class AgentOptions
     /// <summary>True when <see cref="VmNetwork"/> names an existing host bridge rather than a libvirt network.</summary>
     public bool VmBridge { get; set; }
 
+    /// <summary>A folder on a Btrfs filesystem holding VM volumes (subvolumes); enables the storage commands. Optional.</summary>
+    public string? StorageRoot { get; set; }
+
+    /// <summary>A folder on a second Btrfs filesystem receiving backups (needs <see cref="StorageRoot"/>). Optional.</summary>
+    public string? BackupRoot { get; set; }
+
+    /// <summary>Retention of local backup snapshots, btrbk syntax. Default <c>24h 7d</c>.</summary>
+    public string BackupRetention { get; set; } = "24h 7d";
+
+    /// <summary>Retention on the backup target, btrbk syntax. Default <c>24h 14d 4w 6m</c>.</summary>
+    public string BackupTargetRetention { get; set; } = "24h 14d 4w 6m";
+
+    /// <summary>
+    /// The TCP port of the volume receiver (destination side of volume moves, on <see cref="PublicHost"/>); 0 picks a
+    /// free one, -1 (default) runs none. Needs <see cref="StorageRoot"/>. The receiver does not authenticate senders:
+    /// expose it only on a network the operator trusts (a private interface or a firewall rule).
+    /// </summary>
+    public int MoveListenPort { get; set; } = -1;
+
     /// <summary>Compute points to advertise; 0 measures them with a CPU benchmark at first start. Default 0.</summary>
     public int ComputePoints { get; set; }
 
@@ -141,6 +160,19 @@ public sealed class AgentOptions
             errors.Add($"{nameof(DnatPublicAddress)} '{DnatPublicAddress}' must be an IPv4 address.");
         }
 
+        if (BackupRoot is not null && string.IsNullOrWhiteSpace(StorageRoot))
+        {
+            errors.Add($"{nameof(BackupRoot)} needs {nameof(StorageRoot)} (the volumes to back up).");
+        }
+
+        foreach (var (name, text) in new[] { (nameof(BackupRetention), BackupRetention), (nameof(BackupTargetRetention), BackupTargetRetention) })
+        {
+            if (!DeCloud.Storage.Backups.RetentionPolicy.TryParse(text, out _, out var why))
+            {
+                errors.Add($"{name} '{text}' is not a retention policy: {why}");
+            }
+        }
+
         if (Benchmark is not ("auto" or "sysbench" or "builtin"))
         {
             errors.Add($"{nameof(Benchmark)} '{Benchmark}' must be auto, sysbench or builtin.");
@@ -164,6 +196,11 @@ public sealed class AgentOptions
         if (RelayControlPort is < 0 or > 65535)
         {
             errors.Add($"{nameof(RelayControlPort)} {RelayControlPort} must be 0-65535.");
+        }
+
+        if (MoveListenPort is < -1 or > 65535)
+        {
+            errors.Add($"{nameof(MoveListenPort)} {MoveListenPort} must be -1 (none), 0 (any) or 1-65535.");
         }
 
         if (RelayCapable && BehindNat)

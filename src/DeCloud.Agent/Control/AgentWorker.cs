@@ -26,6 +26,8 @@ internal sealed class AgentWorker(
     PublicPorts publicPorts,
     Relaying.AgentRelay relay,
     AgentStatus status,
+    Storage.AgentStorage storage,
+    AckOutbox outbox,
     IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<AgentWorker> logger) : BackgroundService
@@ -43,6 +45,17 @@ internal sealed class AgentWorker(
         var o = options.Value;
         var capacity = await MeasureCapacityAsync(o, stoppingToken).ConfigureAwait(false);
         await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+        try
+        {
+            storage.StartReceiver();
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            // Moves to this node fail until the port is free; everything else keeps working.
+            Log.ReconcileFailed(logger, "*", $"volume receiver on port {o.MoveListenPort}: {ex.Message}");
+        }
+
+        status.MarkReconciled();
         await relay.StartServerAsync(o.DataDirectory, stoppingToken).ConfigureAwait(false);
 
         var delay = o.ReconnectDelay;
@@ -115,7 +128,7 @@ internal sealed class AgentWorker(
         status.Registrations++;
         Log.Registered(logger, o.OrchestratorUrl, identity.NodeId.Value, capacity.ComputePoints, hypervisor.Description);
 
-        var heartbeats = HeartbeatLoopAsync(call.RequestStream, interval, streamCts.Token);
+        var heartbeats = Task.WhenAll(HeartbeatLoopAsync(call.RequestStream, interval, streamCts.Token), OutboxLoopAsync(call.RequestStream, streamCts.Token));
         try
         {
             await SendHeartbeatAsync(call.RequestStream, streamCts.Token).ConfigureAwait(false);
@@ -180,6 +193,18 @@ internal sealed class AgentWorker(
         while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
         {
             await SendHeartbeatAsync(stream, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends acks that finished after their command was answered (long-running storage commands).</summary>
+    private async Task OutboxLoopAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken ct)
+    {
+        while (await outbox.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
+        {
+            while (outbox.Reader.TryRead(out var ack))
+            {
+                await SendAsync(stream, new AgentMessage { Ack = ack }, ct).ConfigureAwait(false);
+            }
         }
     }
 
@@ -303,8 +328,13 @@ internal sealed class AgentWorker(
             }
         }
 
+        var interrupted = storage.FailInterrupted();
+        if (interrupted > 0)
+        {
+            Log.ReconcileFailed(logger, "*", $"{interrupted} storage command(s) were cut off by a restart and are now FAILED");
+        }
+
         Log.Reconciled(logger, vms.Count, recreated, restarted, ports.Count);
-        status.MarkReconciled();
     }
 
     private static long HostMemoryMiB()

@@ -17,6 +17,8 @@ internal sealed class CommandExecutor(
     IHypervisor hypervisor,
     PublicPorts ports,
     Relaying.AgentRelay relay,
+    Storage.AgentStorage storage,
+    AgentIdentity identity,
     Microsoft.Extensions.Options.IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<CommandExecutor> logger) : IDisposable
@@ -175,9 +177,17 @@ internal sealed class CommandExecutor(
                 return (c, tx) => AgentState.DeletePort(c, tx, r.PublicPort, r.Protocol);
             }
 
-            case Command.KindOneofCase.StartVolumeMove:
             case Command.KindOneofCase.TakeBackup:
-                throw new ArgumentException($"{command.KindCase} needs a Btrfs storage root; this agent has none configured.");
+                RequireVmId(command.TakeBackup.VmId);
+                storage.BeginBackup(command, identity.NodeId.Value);
+                ack.Status = AckStatus.InProgress;
+                return null;
+
+            case Command.KindOneofCase.StartVolumeMove:
+                RequireVmId(command.StartVolumeMove.VmId);
+                storage.BeginMove(command);
+                ack.Status = AckStatus.InProgress;
+                return null;
 
             default:
                 throw new ArgumentException($"command {command.CommandId} has no known kind.");
