@@ -15,8 +15,8 @@ public sealed class AgentStorageEndToEndTests
     [Fact]
     public async Task TakeBackup_BtrfsRoot_InProgressThenSucceededAndBackupOnTarget()
     {
-        await using var fsA = await AgentLoopBtrfs.CreateAsync();
-        await using var fsB = await AgentLoopBtrfs.CreateAsync();
+        await using var fsA = await NewFilesystemAsync();
+        await using var fsB = await NewFilesystemAsync();
         var dir = Directory.CreateTempSubdirectory("dch-storage-").FullName;
         try
         {
@@ -90,8 +90,8 @@ public sealed class AgentStorageEndToEndTests
     [Fact]
     public async Task StartVolumeMove_BetweenTwoAgents_MovedAndVerifiedThenUnreachableTargetFails()
     {
-        await using var fsA = await AgentLoopBtrfs.CreateAsync();
-        await using var fsB = await AgentLoopBtrfs.CreateAsync();
+        await using var fsA = await NewFilesystemAsync();
+        await using var fsB = await NewFilesystemAsync();
         var srcDir = Directory.CreateTempSubdirectory("dch-move-src-").FullName;
         var dstDir = Directory.CreateTempSubdirectory("dch-move-dst-").FullName;
         try
@@ -143,6 +143,14 @@ public sealed class AgentStorageEndToEndTests
             Directory.Delete(srcDir, recursive: true);
             Directory.Delete(dstDir, recursive: true);
         }
+    }
+
+    /// <summary>A loop-mounted Btrfs filesystem named with this suite's prefix (dca9-), after sweeping crashed runs' leftovers.</summary>
+    private static async Task<LoopBtrfsFilesystem> NewFilesystemAsync()
+    {
+        LoopBtrfsFilesystem.Require();
+        await LoopBtrfsFilesystem.CleanLeftoversAsync("dca9-");
+        return await LoopBtrfsFilesystem.CreateAsync("dca9-");
     }
 
     private static async Task<IHost> StartAgentAsync(string dir, params string[] extra)

@@ -1,27 +1,28 @@
 using System.Globalization;
-using DeCloud.Testing;
 
-namespace DeCloud.Hosts.Tests.EndToEnd;
+namespace DeCloud.Testing;
 
 /// <summary>
-/// A Btrfs filesystem on a sparse loop file for the agent's storage tests: <c>/tmp/dca9-&lt;pid&gt;-&lt;guid&gt;.img</c>
-/// mounted on <c>/tmp/dca9-mnt-&lt;pid&gt;-&lt;guid&gt;</c>. Disposing unmounts and deletes it; leftovers of crashed runs
-/// (their process is gone) are removed before the first one is made.
+/// A Btrfs filesystem on a sparse loop file (<c>truncate</c> + <c>mkfs.btrfs</c> + <c>mount -o loop</c>) named
+/// <c>/tmp/&lt;prefix&gt;&lt;pid&gt;-&lt;guid&gt;.img</c> and mounted on <c>/tmp/&lt;prefix&gt;mnt-&lt;pid&gt;-&lt;guid&gt;</c>, the prefix being
+/// the test project's own. Disposing unmounts and deletes it; <see cref="CleanLeftoversAsync"/> removes what crashed
+/// runs with the same prefix left (only those whose process is gone).
 /// </summary>
-internal sealed class AgentLoopBtrfs : IAsyncDisposable
+public sealed class LoopBtrfsFilesystem : IAsyncDisposable
 {
-    private const string Prefix = "dca9-";
-
-    private AgentLoopBtrfs(string image, string mountPath)
+    private LoopBtrfsFilesystem(string image, string mountPath)
     {
         ImagePath = image;
         MountPath = mountPath;
     }
 
+    /// <summary>The sparse image file.</summary>
     public string ImagePath { get; }
 
+    /// <summary>Where the filesystem is mounted.</summary>
     public string MountPath { get; }
 
+    /// <summary>Skips (dev box) or fails (CI) unless root, btrfs-progs, chattr and losetup are available.</summary>
     public static void Require()
     {
         RealDependency.RequireRoot("loop-mounted Btrfs filesystems");
@@ -31,13 +32,13 @@ internal sealed class AgentLoopBtrfs : IAsyncDisposable
         }
     }
 
-    public static async Task<AgentLoopBtrfs> CreateAsync(long sizeBytes = 512L << 20)
+    /// <summary>Makes and mounts a filesystem of <paramref name="sizeBytes"/> (sparse) with names starting <paramref name="prefix"/> (e.g. <c>dcs-</c>).</summary>
+    public static async Task<LoopBtrfsFilesystem> CreateAsync(string prefix, long sizeBytes = 512L << 20)
     {
         Require();
-        await CleanLeftoversAsync();
         var id = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        var image = Path.Combine(Path.GetTempPath(), $"{Prefix}{id}.img");
-        var mount = Path.Combine(Path.GetTempPath(), $"{Prefix}mnt-{id}");
+        var image = Path.Combine(Path.GetTempPath(), $"{prefix}{id}.img");
+        var mount = Path.Combine(Path.GetTempPath(), $"{prefix}mnt-{id}");
         try
         {
             await RunAsync("truncate", "-s", sizeBytes.ToString(CultureInfo.InvariantCulture), image);
@@ -51,10 +52,10 @@ internal sealed class AgentLoopBtrfs : IAsyncDisposable
             throw;
         }
 
-        return new AgentLoopBtrfs(image, mount);
+        return new LoopBtrfsFilesystem(image, mount);
     }
 
-    /// <summary>A new folder inside the filesystem (a volumes root).</summary>
+    /// <summary>Creates a directory (e.g. a volumes root) inside the filesystem.</summary>
     public string NewRoot(string name)
     {
         var dir = Path.Combine(MountPath, name);
@@ -62,23 +63,25 @@ internal sealed class AgentLoopBtrfs : IAsyncDisposable
         return dir;
     }
 
+    /// <summary>Unmounts and deletes it.</summary>
     public ValueTask DisposeAsync() => new(TearDownAsync(ImagePath, MountPath));
 
-    private static async Task CleanLeftoversAsync()
+    /// <summary>Unmounts and deletes filesystems with <paramref name="prefix"/> whose creating process is gone.</summary>
+    public static async Task CleanLeftoversAsync(string prefix)
     {
         var tmp = Path.GetTempPath();
-        foreach (var mount in Directory.GetDirectories(tmp, Prefix + "mnt-*"))
+        foreach (var mount in Directory.GetDirectories(tmp, prefix + "mnt-*"))
         {
-            var id = Path.GetFileName(mount)[(Prefix.Length + 4)..];
+            var id = Path.GetFileName(mount)[(prefix.Length + 4)..];
             if (IsOrphan(id))
             {
-                await TearDownAsync(Path.Combine(tmp, Prefix + id + ".img"), mount);
+                await TearDownAsync(Path.Combine(tmp, prefix + id + ".img"), mount);
             }
         }
 
-        foreach (var image in Directory.GetFiles(tmp, Prefix + "*.img"))
+        foreach (var image in Directory.GetFiles(tmp, prefix + "*.img"))
         {
-            if (IsOrphan(Path.GetFileNameWithoutExtension(image)[Prefix.Length..]))
+            if (IsOrphan(Path.GetFileNameWithoutExtension(image)[prefix.Length..]))
             {
                 await TearDownAsync(image, null);
             }
