@@ -52,6 +52,9 @@ public static class AgentServiceCollectionExtensions
         services.TryAddSingleton<IHypervisor>(sp => HypervisorFactory.Create(sp.GetRequiredService<IOptions<AgentOptions>>().Value,
             sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(sp => new TcpPortForwarder(sp.GetRequiredService<IOptions<AgentOptions>>().Value.PublicHost));
+        services.TryAddSingleton<PublicPorts>();
+        services.TryAddSingleton<AckOutbox>();
+        services.TryAddSingleton<Storage.AgentStorage>();
         services.TryAddSingleton<AgentIdentity>();
         services.TryAddSingleton<Relaying.AgentRelay>();
         services.TryAddSingleton<AgentStatus>();
@@ -95,6 +98,6 @@ internal static class HypervisorFactory
     public static IHypervisor Create(AgentOptions o, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory) => o.Hypervisor switch
     {
         "simulated" => new SimulatedHypervisor(),
-        _ => new LibvirtHypervisor(o.LibvirtUri, loggerFactory),
+        _ => new LibvirtHypervisor(o.LibvirtUri, loggerFactory, o.VmNetwork, o.VmBridge),
     };
 }

@@ -34,6 +34,23 @@ public sealed class AgentOptions
     public string PublicHost { get; set; } = "127.0.0.1";
 
     /// <summary>
+    /// How a public node forwards its public ports: <c>auto</c> (kernel DNAT through iptables when running as root with
+    /// iptables installed, else the user-space forwarder), <c>dnat</c> (always kernel DNAT; fails when iptables fails) or
+    /// <c>userspace</c> (the agent copies bytes itself; no root needed). Loopback targets always use user space in
+    /// <c>auto</c>. Default <c>auto</c>.
+    /// </summary>
+    public string PortForwarding { get; set; } = "auto";
+
+    /// <summary>The iptables command line for kernel DNAT, split on spaces. Default <c>iptables -w</c>.</summary>
+    public string DnatIptablesCommand { get; set; } = "iptables -w";
+
+    /// <summary>Prefix of the iptables chains the agent owns (<c>PREFIX-DNAT</c>, <c>PREFIX-FWD</c>). Default <c>DCA</c>.</summary>
+    public string DnatChainPrefix { get; set; } = "DCA";
+
+    /// <summary>Only traffic to this IPv4 address is forwarded by DNAT; null: any local address.</summary>
+    public string? DnatPublicAddress { get; set; }
+
+    /// <summary>
     /// Which hypervisor runs the VMs: <c>libvirt</c> (through DeCloud.Virtualization, <see cref="LibvirtUri"/>)
     /// or <c>simulated</c> (in memory; load tests and machines without libvirt). Default <c>libvirt</c>.
     /// </summary>
@@ -41,6 +58,31 @@ public sealed class AgentOptions
 
     /// <summary>The libvirt connection URI. Default <c>test:///default</c> (libvirt's in-process test driver).</summary>
     public string LibvirtUri { get; set; } = "test:///default";
+
+    /// <summary>The libvirt network every VM's NIC joins (or the host bridge, with <see cref="VmBridge"/>). Default <c>default</c> (libvirt's NAT network).</summary>
+    public string VmNetwork { get; set; } = "default";
+
+    /// <summary>True when <see cref="VmNetwork"/> names an existing host bridge rather than a libvirt network.</summary>
+    public bool VmBridge { get; set; }
+
+    /// <summary>A folder on a Btrfs filesystem holding VM volumes (subvolumes); enables the storage commands. Optional.</summary>
+    public string? StorageRoot { get; set; }
+
+    /// <summary>A folder on a second Btrfs filesystem receiving backups (needs <see cref="StorageRoot"/>). Optional.</summary>
+    public string? BackupRoot { get; set; }
+
+    /// <summary>Retention of local backup snapshots, btrbk syntax. Default <c>24h 7d</c>.</summary>
+    public string BackupRetention { get; set; } = "24h 7d";
+
+    /// <summary>Retention on the backup target, btrbk syntax. Default <c>24h 14d 4w 6m</c>.</summary>
+    public string BackupTargetRetention { get; set; } = "24h 14d 4w 6m";
+
+    /// <summary>
+    /// The TCP port of the volume receiver (destination side of volume moves, on <see cref="PublicHost"/>); 0 picks a
+    /// free one, -1 (default) runs none. Needs <see cref="StorageRoot"/>. The receiver does not authenticate senders:
+    /// expose it only on a network the operator trusts (a private interface or a firewall rule).
+    /// </summary>
+    public int MoveListenPort { get; set; } = -1;
 
     /// <summary>Compute points to advertise; 0 measures them with a CPU benchmark at first start. Default 0.</summary>
     public int ComputePoints { get; set; }
@@ -93,6 +135,44 @@ public sealed class AgentOptions
             errors.Add($"{nameof(Hypervisor)} '{Hypervisor}' must be libvirt or simulated.");
         }
 
+        if (string.IsNullOrWhiteSpace(VmNetwork) || VmNetwork.Length > 64 || VmNetwork.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
+        {
+            errors.Add($"{nameof(VmNetwork)} '{VmNetwork}' must be a libvirt network or bridge name (letters, digits, '-', '_', '.').");
+        }
+
+        if (PortForwarding is not ("auto" or "dnat" or "userspace"))
+        {
+            errors.Add($"{nameof(PortForwarding)} '{PortForwarding}' must be auto, dnat or userspace.");
+        }
+
+        if (string.IsNullOrWhiteSpace(DnatIptablesCommand))
+        {
+            errors.Add($"{nameof(DnatIptablesCommand)} must name the iptables executable.");
+        }
+
+        if (string.IsNullOrEmpty(DnatChainPrefix) || DnatChainPrefix.Length > 20 || DnatChainPrefix.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_')))
+        {
+            errors.Add($"{nameof(DnatChainPrefix)} '{DnatChainPrefix}' must be 1-20 letters, digits, '-' or '_'.");
+        }
+
+        if (DnatPublicAddress is not null && (!System.Net.IPAddress.TryParse(DnatPublicAddress, out var dnatAddress) || dnatAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork))
+        {
+            errors.Add($"{nameof(DnatPublicAddress)} '{DnatPublicAddress}' must be an IPv4 address.");
+        }
+
+        if (BackupRoot is not null && string.IsNullOrWhiteSpace(StorageRoot))
+        {
+            errors.Add($"{nameof(BackupRoot)} needs {nameof(StorageRoot)} (the volumes to back up).");
+        }
+
+        foreach (var (name, text) in new[] { (nameof(BackupRetention), BackupRetention), (nameof(BackupTargetRetention), BackupTargetRetention) })
+        {
+            if (!DeCloud.Storage.Backups.RetentionPolicy.TryParse(text, out _, out var why))
+            {
+                errors.Add($"{name} '{text}' is not a retention policy: {why}");
+            }
+        }
+
         if (Benchmark is not ("auto" or "sysbench" or "builtin"))
         {
             errors.Add($"{nameof(Benchmark)} '{Benchmark}' must be auto, sysbench or builtin.");
@@ -116,6 +196,11 @@ public sealed class AgentOptions
         if (RelayControlPort is < 0 or > 65535)
         {
             errors.Add($"{nameof(RelayControlPort)} {RelayControlPort} must be 0-65535.");
+        }
+
+        if (MoveListenPort is < -1 or > 65535)
+        {
+            errors.Add($"{nameof(MoveListenPort)} {MoveListenPort} must be -1 (none), 0 (any) or 1-65535.");
         }
 
         if (RelayCapable && BehindNat)

@@ -1,18 +1,11 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using DeCloud.Core.Model;
 using DeCloud.Core.Scheduling;
 using DeCloud.Orchestrator;
 using DeCloud.Orchestrator.Vms;
-using DeCloud.Protocol;
-using DeCloud.Protocol.V1;
-using Grpc.Core;
-using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Nethereum.Signer;
 
 namespace DeCloud.Benchmarks.Orchestrator;
 
@@ -33,27 +26,13 @@ public sealed class OrchestratorQuick : IQuickArea
 
     public async Task RunAsync(QuickReport report, CancellationToken cancellationToken)
     {
-        var dir = Directory.CreateTempSubdirectory("dch-bench-").FullName;
-        try
-        {
-            await RunInAsync(dir, report, cancellationToken);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    private static async Task RunInAsync(string dir, QuickReport report, CancellationToken ct)
-    {
-        await using var app = OrchestratorApplication.Create(
-        [
-            "--Orchestrator:ApiUrl=http://127.0.0.1:0", "--Orchestrator:AgentUrl=http://127.0.0.1:0",
-            "--Orchestrator:DataDirectory=" + dir, "--Orchestrator:HeartbeatInterval=00:00:05", "--Orchestrator:OfflineAfter=00:05:00",
-            "--Logging:LogLevel:Default=Error",
-        ]);
-        await app.StartAsync(ct);
-        var addresses = OrchestratorApplication.Addresses(app);
+        var ct = cancellationToken;
+        var sw = Stopwatch.StartNew();
+        await using var host = await OrchestratorBenchHost.StartAsync(Agents, pointsPerAgent: 64, ct);
+        var app = host.App;
+        var agents = host.Agents;
+        var http = host.Http;
+        report.Note($"{Agents} simulated agents registered over gRPC in {sw.Elapsed.TotalSeconds:F1} s");
 
         long heartbeats = 0, acks = 0;
         using var listener = new MeterListener();
@@ -69,30 +48,6 @@ public sealed class OrchestratorQuick : IQuickArea
             if (i.Name == "decloud.orchestrator.heartbeats") { Interlocked.Add(ref heartbeats, v); } else { Interlocked.Add(ref acks, v); }
         });
         listener.Start();
-
-        // 1,000 agents, each one gRPC stream, multiplexed over a few HTTP/2 connections.
-        using var channel = GrpcChannel.ForAddress(addresses.Agents, new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
-        });
-        var client = new AgentControl.AgentControlClient(channel);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var sw = Stopwatch.StartNew();
-        var agents = new List<SimAgent>(Agents);
-        for (var i = 0; i < Agents; i++)
-        {
-            agents.Add(new SimAgent(client, i, stop.Token));
-        }
-
-        await Task.WhenAll(agents.Select(a => a.Registered));
-        report.Note($"{Agents} simulated agents registered over gRPC in {sw.Elapsed.TotalSeconds:F1} s");
-
-        // Sign in one user.
-        using var http = new HttpClient { BaseAddress = addresses.Api };
-        var user = EthECKey.GenerateKey();
-        var nonce = await (await http.PostAsJsonAsync("api/v1/auth/nonce", new { address = user.GetPublicAddress() }, ct)).Content.ReadFromJsonAsync<NonceDto>(ct);
-        var session = await (await http.PostAsJsonAsync("api/v1/auth/verify", new { message = nonce!.Message, signature = new EthereumMessageSigner().EncodeUTF8AndSign(nonce.Message, user) }, ct)).Content.ReadFromJsonAsync<SessionDto>(ct);
-        http.DefaultRequestHeaders.Authorization = new("Bearer", session!.Token);
 
         // VM creates through the HTTP API, 32 in flight.
         var ackBase = Interlocked.Read(ref acks);
@@ -118,7 +73,7 @@ public sealed class OrchestratorQuick : IQuickArea
 
         // The same placement + SQLite + dispatch path in process, without HTTP (the peer).
         var vms = app.Services.GetRequiredService<VmService>();
-        var owner = WalletAddress.Parse(user.GetPublicAddress());
+        var owner = host.User;
         var request = new VmRequest("p", new Resources(1, 64, 1), QualityTier.Burstable, BandwidthTier.Standard, null, "debian-12");
         var inproc = Stopwatch.StartNew();
         var inprocCount = 0;
@@ -161,101 +116,5 @@ public sealed class OrchestratorQuick : IQuickArea
         await Task.Delay(200, ct);
         var hbCount = Interlocked.Read(ref heartbeats) - hbBase;
         report.Result(("config", $"agents={Agents},vms_per_heartbeat=0"), ("heartbeats_per_s", hbCount / hbElapsed.TotalSeconds), ("heartbeats", hbCount));
-
-        await stop.CancelAsync();
-        foreach (var a in agents) { a.Dispose(); }
-        await app.StopAsync(CancellationToken.None);
-    }
-
-    private sealed record NonceDto(string Nonce, string Message);
-
-    private sealed record SessionDto(string Token);
-
-    /// <summary>A gRPC agent that registers and acknowledges every command at once.</summary>
-    private sealed class SimAgent : IDisposable
-    {
-        private readonly AsyncDuplexStreamingCall<AgentMessage, OrchestratorMessage> _call;
-        private readonly SemaphoreSlim _write = new(1, 1);
-        private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private ulong _seq;
-
-        public SimAgent(AgentControl.AgentControlClient client, int index, CancellationToken ct)
-        {
-            _call = client.Connect(cancellationToken: ct);
-            _ = RunAsync(index, ct);
-        }
-
-        public Task Registered => _registered.Task;
-
-        public async Task HeartbeatFloodAsync(CancellationToken ct)
-        {
-            try
-            {
-                while (!ct.IsCancellationRequested)
-                {
-                    await SendAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = ++_seq, Used = new Capacity() } }, ct);
-                }
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or RpcException)
-            {
-                // The 3 s window ended in the middle of a write.
-            }
-        }
-
-        public void Dispose()
-        {
-            _call.Dispose();
-            _write.Dispose();
-        }
-
-        private async Task RunAsync(int index, CancellationToken ct)
-        {
-            try
-            {
-                var key = EthECKey.GenerateKey();
-                var wallet = WalletAddress.Parse(key.GetPublicAddress());
-                var machine = "dch-sim-" + index;
-                var r = new Register
-                {
-                    NodeId = NodeId.FromMachine(machine, wallet).Value,
-                    OperatorWallet = wallet.ToString(),
-                    MachineId = machine,
-                    IssuedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                    Nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)),
-                    Capacity = new Capacity { ComputePoints = 64, MemoryMib = 256 * 1024, StorageGib = 4096 },
-                };
-                r.Signature = new EthereumMessageSigner().EncodeUTF8AndSign(RegistrationText.For(r), key);
-                await SendAsync(new AgentMessage { Register = r }, ct);
-                while (await _call.ResponseStream.MoveNext(ct))
-                {
-                    var m = _call.ResponseStream.Current;
-                    if (m.BodyCase == OrchestratorMessage.BodyOneofCase.Registered)
-                    {
-                        _registered.TrySetResult();
-                    }
-                    else if (m.BodyCase == OrchestratorMessage.BodyOneofCase.Command)
-                    {
-                        await SendAsync(new AgentMessage { Ack = new CommandAck { CommandId = m.Command.CommandId, Sequence = m.Command.Sequence, Status = AckStatus.Succeeded } }, ct);
-                    }
-                }
-            }
-            catch (Exception ex) when (ex is RpcException or OperationCanceledException or ObjectDisposedException)
-            {
-                _registered.TrySetException(ex);
-            }
-        }
-
-        private async Task SendAsync(AgentMessage m, CancellationToken ct)
-        {
-            await _write.WaitAsync(ct);
-            try
-            {
-                await _call.RequestStream.WriteAsync(m, ct);
-            }
-            finally
-            {
-                _write.Release();
-            }
-        }
     }
 }

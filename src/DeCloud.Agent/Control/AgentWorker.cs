@@ -23,9 +23,11 @@ internal sealed class AgentWorker(
     AgentState state,
     IHypervisor hypervisor,
     CommandExecutor executor,
-    TcpPortForwarder forwarder,
+    PublicPorts publicPorts,
     Relaying.AgentRelay relay,
     AgentStatus status,
+    Storage.AgentStorage storage,
+    AckOutbox outbox,
     IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<AgentWorker> logger) : BackgroundService
@@ -44,6 +46,17 @@ internal sealed class AgentWorker(
         var o = options.Value;
         var capacity = await MeasureCapacityAsync(o, stoppingToken).ConfigureAwait(false);
         await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+        try
+        {
+            storage.StartReceiver();
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            // Moves to this node fail until the port is free; everything else keeps working.
+            Log.ReconcileFailed(logger, "*", $"volume receiver on port {o.MoveListenPort}: {ex.Message}");
+        }
+
+        status.MarkReconciled();
         await relay.StartServerAsync(o.DataDirectory, stoppingToken).ConfigureAwait(false);
 
         var delay = o.ReconnectDelay;
@@ -116,7 +129,7 @@ internal sealed class AgentWorker(
         status.Registrations++;
         Log.Registered(logger, o.OrchestratorUrl, identity.NodeId.Value, capacity.ComputePoints, hypervisor.Description);
 
-        var heartbeats = HeartbeatLoopAsync(call.RequestStream, interval, streamCts.Token);
+        var heartbeats = Task.WhenAll(HeartbeatLoopAsync(call.RequestStream, interval, streamCts.Token), OutboxLoopAsync(call.RequestStream, streamCts.Token));
         try
         {
             await SendHeartbeatAsync(call.RequestStream, streamCts.Token).ConfigureAwait(false);
@@ -184,6 +197,18 @@ internal sealed class AgentWorker(
         }
     }
 
+    /// <summary>Sends acks that finished after their command was answered (long-running storage commands).</summary>
+    private async Task OutboxLoopAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken ct)
+    {
+        while (await outbox.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
+        {
+            while (outbox.Reader.TryRead(out var ack))
+            {
+                await SendAsync(stream, new AgentMessage { Ack = ack }, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
     private async Task SendHeartbeatAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken ct)
     {
         var powered = await hypervisor.ListAsync(ct).ConfigureAwait(false);
@@ -206,7 +231,7 @@ internal sealed class AgentWorker(
                     vs.Services.Add(new ServiceReadiness
                     {
                         Name = "port-" + port.PublicPort.ToString(CultureInfo.InvariantCulture),
-                        Ready = options.Value.BehindNat ? relay.IsPublished(port.PublicPort) : forwarder.IsOpen(port.PublicPort),
+                        Ready = options.Value.BehindNat ? relay.IsPublished(port.PublicPort) : publicPorts.IsOpen(port.PublicPort),
                     });
                 }
             }
@@ -294,17 +319,21 @@ internal sealed class AgentWorker(
         var ports = state.ListPorts();
         if (!options.Value.BehindNat)
         {
-            foreach (var p in ports)
+            try
             {
-                try
-                {
-                    forwarder.Open(p.PublicPort, p.TargetHost, p.TargetPort);
-                }
-                catch (System.Net.Sockets.SocketException ex)
-                {
-                    Log.ReconcileFailed(logger, p.VmId, $"port {p.PublicPort}: {ex.Message}");
-                }
+                await publicPorts.ReconcileAsync(ports, ct).ConfigureAwait(false);
             }
+            catch (DeCloud.Relay.RelayException ex)
+            {
+                // iptables itself failed (e.g. no CAP_NET_ADMIN): the VMs are untouched and commands keep being answered.
+                Log.ReconcileFailed(logger, "*", "public ports: " + ex.Message);
+            }
+        }
+
+        var interrupted = storage.FailInterrupted();
+        if (interrupted > 0)
+        {
+            Log.ReconcileFailed(logger, "*", $"{interrupted} storage command(s) were cut off by a restart and are now FAILED");
         }
 
         Log.Reconciled(logger, vms.Count, recreated, restarted, ports.Count);
@@ -350,4 +379,11 @@ internal sealed class AgentStatus
     public string? RelayNodeId { get; set; }
 
     public string? RelayEndpoint { get; set; }
+
+    private readonly TaskCompletionSource _reconciled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the start-up reconciliation of VMs and ports is done.</summary>
+    public Task Reconciled => _reconciled.Task;
+
+    public void MarkReconciled() => _reconciled.TrySetResult();
 }

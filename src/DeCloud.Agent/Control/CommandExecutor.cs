@@ -15,8 +15,10 @@ namespace DeCloud.Agent.Control;
 internal sealed class CommandExecutor(
     AgentState state,
     IHypervisor hypervisor,
-    TcpPortForwarder forwarder,
+    PublicPorts ports,
     Relaying.AgentRelay relay,
+    Storage.AgentStorage storage,
+    AgentIdentity identity,
     Microsoft.Extensions.Options.IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<CommandExecutor> logger) : IDisposable
@@ -87,12 +89,10 @@ internal sealed class CommandExecutor(
                     throw new ArgumentException("create_vm needs resources with positive compute points and memory.");
                 }
 
+                // Unknown tiers are rejected before anything is defined.
+                _ = VmTiers.CpuShareOf(spec.QualityTier);
+                _ = VmTiers.BandwidthOf(spec.BandwidthTier, spec.BandwidthBytesPerSecond);
                 await hypervisor.CreateAsync(spec, spec.Start, ct).ConfigureAwait(false);
-                if (spec.BandwidthBytesPerSecond > 0)
-                {
-                    await hypervisor.SetBandwidthAsync(spec.VmId, spec.BandwidthBytesPerSecond, ct).ConfigureAwait(false);
-                }
-
                 return (c, tx) => AgentState.UpsertVm(c, tx, spec, spec.Start, now);
             }
 
@@ -114,7 +114,7 @@ internal sealed class CommandExecutor(
                 {
                     if (p.VmId == id)
                     {
-                        forwarder.Close(p.PublicPort);
+                        await ports.CloseAsync(p.PublicPort, ct).ConfigureAwait(false);
                     }
                 }
 
@@ -123,9 +123,19 @@ internal sealed class CommandExecutor(
             }
 
             case Command.KindOneofCase.SetBandwidthTier:
-                RequireKnown(command.SetBandwidthTier.VmId);
-                await hypervisor.SetBandwidthAsync(command.SetBandwidthTier.VmId, command.SetBandwidthTier.BandwidthBytesPerSecond, ct).ConfigureAwait(false);
-                return null;
+            {
+                var t = command.SetBandwidthTier;
+                var vm = RequireKnown(t.VmId);
+                var limit = VmTiers.BandwidthOf(t.BandwidthTier, t.BandwidthBytesPerSecond);
+                await hypervisor.SetBandwidthAsync(t.VmId, limit, ct).ConfigureAwait(false);
+                ack.Result["bandwidth_bytes_per_second"] = limit.AverageBytesPerSecond.ToString(CultureInfo.InvariantCulture);
+
+                // The stored spec carries the new tier, so a VM recreated at the next start keeps it.
+                var spec = vm.Spec.Clone();
+                spec.BandwidthTier = t.BandwidthTier;
+                spec.BandwidthBytesPerSecond = t.BandwidthBytesPerSecond;
+                return (c, tx) => AgentState.UpsertVm(c, tx, spec, vm.ShouldRun, now);
+            }
 
             case Command.KindOneofCase.AllocatePublicPort:
             {
@@ -145,7 +155,8 @@ internal sealed class CommandExecutor(
                 }
                 else
                 {
-                    forwarder.Open(port.PublicPort, port.TargetHost, port.TargetPort);
+                    var path = await ports.OpenAsync(port, ct).ConfigureAwait(false);
+                    ack.Result["forwarding"] = path == PortPath.Dnat ? "dnat" : "userspace";
                 }
 
                 ack.Result["public_port"] = a.PublicPort.ToString(CultureInfo.InvariantCulture);
@@ -155,15 +166,28 @@ internal sealed class CommandExecutor(
             case Command.KindOneofCase.ReleasePublicPort:
             {
                 var r = command.ReleasePublicPort;
-                forwarder.Close(r.PublicPort);
+                if (r.PublicPort is < 1 or > 65535)
+                {
+                    throw new ArgumentException($"release_public_port: public port {r.PublicPort} is out of range (1-65535).");
+                }
+
+                await ports.CloseAsync(r.PublicPort, ct).ConfigureAwait(false);
                 await relay.UnpublishAsync(r.PublicPort, ct).ConfigureAwait(false);
                 ack.Result["public_port"] = r.PublicPort.ToString(CultureInfo.InvariantCulture);
                 return (c, tx) => AgentState.DeletePort(c, tx, r.PublicPort, r.Protocol);
             }
 
-            case Command.KindOneofCase.StartVolumeMove:
             case Command.KindOneofCase.TakeBackup:
-                throw new ArgumentException($"{command.KindCase} needs a Btrfs storage root; this agent has none configured.");
+                RequireVmId(command.TakeBackup.VmId);
+                storage.BeginBackup(command, identity.NodeId.Value);
+                ack.Status = AckStatus.InProgress;
+                return null;
+
+            case Command.KindOneofCase.StartVolumeMove:
+                RequireVmId(command.StartVolumeMove.VmId);
+                storage.BeginMove(command);
+                ack.Status = AckStatus.InProgress;
+                return null;
 
             default:
                 throw new ArgumentException($"command {command.CommandId} has no known kind.");
@@ -178,14 +202,14 @@ internal sealed class CommandExecutor(
         }
     }
 
-    private void RequireKnown(string id)
+    private LocalVm RequireKnown(string id)
     {
         RequireVmId(id);
         foreach (var vm in state.ListVms())
         {
             if (vm.Id == id)
             {
-                return;
+                return vm;
             }
         }
 

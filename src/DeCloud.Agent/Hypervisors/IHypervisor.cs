@@ -18,8 +18,8 @@ internal interface IHypervisor : IAsyncDisposable
     /// <summary>Stops and undefines the VM; succeeds when it does not exist.</summary>
     Task DeleteAsync(string vmId, CancellationToken cancellationToken);
 
-    /// <summary>Applies a bandwidth cap in bytes per second (0 = none).</summary>
-    Task SetBandwidthAsync(string vmId, long bytesPerSecond, CancellationToken cancellationToken);
+    /// <summary>Applies a NIC bandwidth cap (both directions) live and to the VM's definition.</summary>
+    Task SetBandwidthAsync(string vmId, DeCloud.Virtualization.Qos.BandwidthLimit limit, CancellationToken cancellationToken);
 
     /// <summary>The power state of every VM the hypervisor knows, by VM id.</summary>
     Task<IReadOnlyDictionary<string, VmPowerState>> ListAsync(CancellationToken cancellationToken);

@@ -30,7 +30,7 @@ internal sealed class SimulatedHypervisor : IHypervisor
         return Task.CompletedTask;
     }
 
-    public Task SetBandwidthAsync(string vmId, long bytesPerSecond, CancellationToken cancellationToken) =>
+    public Task SetBandwidthAsync(string vmId, DeCloud.Virtualization.Qos.BandwidthLimit limit, CancellationToken cancellationToken) =>
         _vms.ContainsKey(vmId) ? Task.CompletedTask : Task.FromException(new HypervisorException($"VM {vmId} is not defined."));
 
     public Task<IReadOnlyDictionary<string, VmPowerState>> ListAsync(CancellationToken cancellationToken) =>

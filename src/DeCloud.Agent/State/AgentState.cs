@@ -70,6 +70,40 @@ internal sealed class AgentState
         return cmd.ExecuteScalar() is byte[] b ? CommandAck.Parser.ParseFrom(b) : null;
     }
 
+    /// <summary>Replaces a command's stored ack (a long-running command's final outcome).</summary>
+    public void ReplaceAck(CommandAck ack)
+    {
+        lock (_write)
+        {
+            using var c = _db.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "UPDATE executed SET ack=$ack WHERE command_id=$id;";
+            cmd.Parameters.AddWithValue("$id", ack.CommandId);
+            cmd.Parameters.AddWithValue("$ack", ack.ToByteArray());
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Stored acks with <paramref name="status"/>.</summary>
+    public IReadOnlyList<CommandAck> ListAcks(AckStatus status)
+    {
+        using var c = _db.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT ack FROM executed ORDER BY seq;";
+        using var r = cmd.ExecuteReader();
+        var list = new List<CommandAck>();
+        while (r.Read())
+        {
+            var ack = CommandAck.Parser.ParseFrom((byte[])r[0]);
+            if (ack.Status == status)
+            {
+                list.Add(ack);
+            }
+        }
+
+        return list;
+    }
+
     /// <summary>The highest executed command sequence (0 when none).</summary>
     public ulong LastExecutedSequence()
     {

@@ -15,6 +15,7 @@ internal static class CliApp
         root.Options.Add(output.SessionFile);
         root.Subcommands.Add(HostCommands.Orchestrator(output));
         root.Subcommands.Add(HostCommands.Agent(output));
+        root.Subcommands.Add(HostCommands.Relay(output));
         root.Subcommands.Add(DemoCommand.Create(output));
         foreach (var c in UserCommands.Create(output))
         {

@@ -2,11 +2,12 @@ using System.CommandLine;
 using DeCloud.Agent;
 using DeCloud.Orchestrator;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace DeCloud.Cli.Commands;
 
-/// <summary><c>decloud orchestrator</c> and <c>decloud agent</c>: run a role from configuration.</summary>
+/// <summary><c>decloud orchestrator</c>, <c>decloud agent</c> and <c>decloud relay</c>: run a role from configuration.</summary>
 internal static class HostCommands
 {
     public static Command Orchestrator(CliOutput output)
@@ -85,6 +86,73 @@ internal static class HostCommands
             catch (Microsoft.Extensions.Options.OptionsValidationException ex)
             {
                 throw new CliException(ExitCodes.Usage, "agent configuration: " + string.Join(" ", ex.Failures));
+            }
+
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    public static Command Relay(CliOutput output)
+    {
+        var control = new Option<string?>("--control") { Description = "address:port nodes dial (port 0 picks a free one). Default 0.0.0.0:7835." };
+        var ports = new Option<string?>("--ports") { Description = "Public port range first-last. Default 40000-65535." };
+        var data = new Option<string?>("--db") { Description = "SQLite file of mappings. Default decloud-relay/relay.db." };
+        var secretFile = new Option<string?>("--secret-file") { Description = "File with the secret nodes share (HMAC challenge, at least 16 bytes)." };
+        var nodeSecrets = new Option<string?>("--node-secrets-file") { Description = "File of 'node-id secret' lines (a secret per node)." };
+        var publicHost = new Option<string?>("--public-host") { Description = "Host reported to nodes for their public ports." };
+        var cmd = new Command("relay", "Run the relay role standalone: nodes behind NAT dial in and get public ports. Extra --Relay:Key=Value settings (or DECLOUD_Relay__Key) are passed to its configuration.")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        foreach (var o in new Option[] { control, ports, data, secretFile, nodeSecrets, publicHost })
+        {
+            cmd.Options.Add(o);
+        }
+
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var args = new List<string>();
+            void Add(Option<string?> option, string key)
+            {
+                if (parse.GetValue(option) is { } v)
+                {
+                    args.Add($"--Relay:{key}={v}");
+                }
+            }
+
+            Add(control, "ControlEndpoint");
+            Add(ports, "PortRange");
+            Add(data, "DatabasePath");
+            Add(secretFile, "SecretFile");
+            Add(nodeSecrets, "NodeSecretsFile");
+            Add(publicHost, "PublicHost");
+            args.AddRange(parse.UnmatchedTokens);
+            IHost host;
+            try
+            {
+                host = Cli.Relay.RelayRole.Create([.. args]);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new CliException(ExitCodes.Usage, "relay configuration: " + ex.Message);
+            }
+
+            using (host)
+            {
+                try
+                {
+                    await host.StartAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or System.Net.Sockets.SocketException)
+                {
+                    throw new CliException(ExitCodes.Usage, "relay: " + ex.Message);
+                }
+
+                var server = host.Services.GetRequiredService<DeCloud.Relay.RelayServer>();
+                await output.Out.WriteLineAsync("decloud relay control " + server.ControlEndPoint).ConfigureAwait(false);
+                await output.Out.FlushAsync(ct).ConfigureAwait(false);
+                await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
             }
 
             return ExitCodes.Ok;

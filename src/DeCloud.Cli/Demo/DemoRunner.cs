@@ -69,6 +69,10 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         var auto = await client.CreateVmAsync(new { name = "web", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable" }, ct).ConfigureAwait(false);
         auto = await UserCommands.WaitForStateAsync(client, new CliOutput(TextWriter.Null, TextWriter.Null), auto.Id, "Running", TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
         await Step($"VM {auto.Name} ({auto.Id}) auto-placed on node {Table.Short(auto.NodeId)}: {auto.State}").ConfigureAwait(false);
+        if (await DemoTiers.DescribeAsync(auto.Id, ct).ConfigureAwait(false) is { } tiers)
+        {
+            await Say($"    tiers applied by the agent (Burstable, Standard bandwidth): {tiers}").ConfigureAwait(false);
+        }
         var pinned = await client.CreateVmAsync(new { name = "backend", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId = natNode.Id }, ct).ConfigureAwait(false);
         pinned = await UserCommands.WaitForStateAsync(client, new CliOutput(TextWriter.Null, TextWriter.Null), pinned.Id, "Running", TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
         await Step($"VM {pinned.Name} ({pinned.Id}) placed on the chosen NAT'd node {Table.Short(pinned.NodeId)}: {pinned.State}").ConfigureAwait(false);

@@ -113,9 +113,11 @@ public sealed class AgentTests : IDisposable
     {
         var state = new AgentState(new SqliteDatabase(Path.Combine(_dir, "agent.db")));
         var hv = new SimulatedHypervisor();
-        var options = Microsoft.Extensions.Options.Options.Create(new AgentOptions());
+        var options = Microsoft.Extensions.Options.Options.Create(new AgentOptions { WalletPrivateKey = new string('1', 64), MachineId = "dch-unit" });
         var relay = new DeCloud.Agent.Relaying.AgentRelay(options, state, NullLoggerFactory.Instance, TimeProvider.System);
-        var executor = new CommandExecutor(state, hv, new TcpPortForwarder("127.0.0.1"), relay, options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
+        var ports = new PublicPorts(options, new TcpPortForwarder("127.0.0.1"), NullLoggerFactory.Instance, TimeProvider.System);
+        var storage = new DeCloud.Agent.Storage.AgentStorage(options, state, new AckOutbox(), NullLoggerFactory.Instance, TimeProvider.System);
+        var executor = new CommandExecutor(state, hv, ports, relay, storage, new AgentIdentity(options), options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
         return (executor, state, hv);
     }
 
