@@ -96,6 +96,32 @@ public sealed class RelayQuickArea : IQuickArea
             }
         }
 
+        // The deployed shape, as socat's: the relay and the node as their own processes (the RelayEmbedding sample,
+        // default transport), so they do not share a runtime and thread pool with the load generator.
+        if (FindSample() is { } relaySample)
+        {
+            var control = PeerProcesses.FreePort();
+            var publicPort = PeerProcesses.FreePort();
+            peers.Start("dotnet", relaySample, "server", "--control", $"127.0.0.1:{control}", "--ports", $"{publicPort}-{publicPort}", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
+            await PeerProcesses.WaitListeningAsync(control);
+            var published = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            peers.StartWithOutput("dotnet", line =>
+                {
+                    if (line.StartsWith("PUBLIC", StringComparison.Ordinal))
+                    {
+                        published.TrySetResult();
+                    }
+                },
+                relaySample, "client", "--server", $"127.0.0.1:{control}", "--node", "bench", "--secret", "bench-secret-0123456789abcdef", $"tcp:127.0.0.1:{target.Port}");
+            await published.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+            results["relay_plain_processes"] = await MeasureAsync(publicPort, cancellationToken);
+            report.Note($"relay_plain_processes: {results["relay_plain_processes"]}");
+        }
+        else
+        {
+            report.Note("RelayEmbedding sample not built; skipping relay_plain_processes (dotnet build samples/RelayEmbedding -c Release)");
+        }
+
         foreach (var (name, m) in results)
         {
             var pairs = new List<(string, object)>

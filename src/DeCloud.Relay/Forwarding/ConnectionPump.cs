@@ -146,7 +146,9 @@ internal static class ConnectionPump
 
                 await to.Stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 RelayMetrics.Bytes.Add(read, tag);
-                if (read < BufferSize)
+                // Keep the buffer (and skip the zero-byte wait) while more bytes are already queued in the kernel:
+                // a busy stream then costs one read and one write per buffer, an idle one holds no buffer.
+                if (read < BufferSize && from.Socket.Available == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = null;
