@@ -19,7 +19,7 @@ internal sealed record FeaturedNode(NodeRecord Node, decimal Score, decimal? Upt
 /// Ranks online nodes by value: <c>score = 0.6 x uptime + 0.4 x (floor price / node price)</c>, where the price
 /// is the hourly cost of a reference VM (<see cref="ReferenceVm"/>, Standard quality and bandwidth) at the node's
 /// floor-enforced prices, and uptime is the node's measured 30-day uptime from an <see cref="INodeUptimeSource"/>
-/// (Core's reputation, when the host registers one); a node whose uptime is unknown counts as 0.5. Ties go to
+/// (the orchestrator's <see cref="StoreUptimeSource"/>); a node whose uptime is unknown counts as 0.5. Ties go to
 /// the cheaper node, then the node id. Best value first.
 /// </summary>
 internal sealed class FeaturedNodes(OrchestratorStore store, NodePriceBook priceBook, PriceCalculator calculator, TimeProvider time, INodeUptimeSource? uptime = null)

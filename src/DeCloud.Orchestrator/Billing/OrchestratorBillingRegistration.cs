@@ -31,6 +31,7 @@ internal static class OrchestratorBillingRegistration
         services.TryAddSingleton<IVmBillingHook, VmBilling>();
         services.TryAddSingleton<IUsageSink, UsageIngest>();
         services.TryAddSingleton<DepositGateway>();
+        services.TryAddSingleton<DeCloud.Billing.Metering.INodeUptimeSource, StoreUptimeSource>();
         services.TryAddSingleton<FeaturedNodes>();
         services.TryAddSingleton<BillingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<BillingLoop>());

@@ -48,6 +48,12 @@ internal sealed class OrchestratorStore
         // The port a relay actually bound for a NAT'd node: it differs from public_port when that one was taken
         // on the relay host (by another process, or by an outgoing connection from the ephemeral range).
         "ALTER TABLE ports ADD COLUMN relay_port INTEGER NULL;",
+        // When each node was online: an interval opens when it registers or heartbeats while offline, and closes at its
+        // last heartbeat when it is marked offline. Featured nodes and SLA credits read uptime from it.
+        """
+        CREATE TABLE node_online (node_id TEXT NOT NULL, since INTEGER NOT NULL, until INTEGER NULL);
+        CREATE INDEX node_online_node ON node_online(node_id, since);
+        """,
     ];
 
     private readonly SqliteDatabase _db;
@@ -106,6 +112,11 @@ internal sealed class OrchestratorStore
             cmd.Parameters.AddWithValue("$gm", (object?)n.Capacity.GpuModel ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$now", n.LastSeen.ToUnixTimeMilliseconds());
             cmd.ExecuteNonQuery();
+            if (!(_nodes.TryGetValue(n.Id.Value, out var before) && before.Online))
+            {
+                OpenOnlineInterval(c, null, n.Id, n.LastSeen);
+            }
+
             var stored = LoadNodes(n.Id).Single();
             _nodes[n.Id.Value] = stored;
             _placement?.NodeChanged(stored);
@@ -129,6 +140,11 @@ internal sealed class OrchestratorStore
                 cmd.Parameters.AddWithValue("$mem", used.MemoryMiB);
                 cmd.Parameters.AddWithValue("$st", used.StorageGiB);
                 cmd.ExecuteNonQuery();
+            }
+
+            if (_nodes.TryGetValue(node.Value, out var was) && !was.Online)
+            {
+                OpenOnlineInterval(c, tx, node, now);
             }
 
             foreach (var vm in vms)
@@ -181,8 +197,10 @@ internal sealed class OrchestratorStore
                 ids.Add(NodeId.Parse(r.GetString(0)));
             }
 
+            r.Close();
             foreach (var id in ids)
             {
+                CloseOnlineIntervals(c, id);
                 SetOnline(id.Value, false);
             }
 
@@ -200,6 +218,7 @@ internal sealed class OrchestratorStore
             cmd.CommandText = "UPDATE nodes SET online=0 WHERE id=$id;";
             cmd.Parameters.AddWithValue("$id", node.Value);
             cmd.ExecuteNonQuery();
+            CloseOnlineIntervals(c, node);
             SetOnline(node.Value, false);
         }
     }
@@ -213,6 +232,7 @@ internal sealed class OrchestratorStore
             using var cmd = c.CreateCommand();
             cmd.CommandText = "UPDATE nodes SET online=0;";
             cmd.ExecuteNonQuery();
+            CloseOnlineIntervals(c, null);
             foreach (var id in _nodes.Keys.ToList())
             {
                 SetOnline(id, false);
@@ -608,6 +628,71 @@ internal sealed class OrchestratorStore
     private const string VmSelect = """
         SELECT id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at FROM vms
         """;
+
+    /// <summary>
+    /// The fraction of <paramref name="from"/>..<paramref name="to"/> (from no earlier than its registration) that
+    /// <paramref name="node"/> was online, from its recorded online intervals; null for an unknown node or an empty span.
+    /// </summary>
+    public decimal? GetUptime(NodeId node, DateTimeOffset from, DateTimeOffset to)
+    {
+        using var c = _db.Open();
+        long start;
+        using (var q = c.CreateCommand())
+        {
+            q.CommandText = "SELECT registered_at FROM nodes WHERE id=$id;";
+            q.Parameters.AddWithValue("$id", node.Value);
+            if (q.ExecuteScalar() is not long registered)
+            {
+                return null;
+            }
+
+            start = Math.Max(registered, from.ToUnixTimeMilliseconds());
+        }
+
+        var end = to.ToUnixTimeMilliseconds();
+        if (end <= start)
+        {
+            return null;
+        }
+
+        using var cmd = c.CreateCommand();
+        // An open interval (online now) counts up to the end of the span.
+        cmd.CommandText = """
+            SELECT COALESCE(SUM(MAX(0, MIN(COALESCE(until, $end), $end) - MAX(since, $start))), 0)
+            FROM node_online WHERE node_id=$id AND since < $end AND (until IS NULL OR until > $start);
+            """;
+        cmd.Parameters.AddWithValue("$id", node.Value);
+        cmd.Parameters.AddWithValue("$start", start);
+        cmd.Parameters.AddWithValue("$end", end);
+        var online = Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        return Math.Clamp((decimal)online / (end - start), 0m, 1m);
+    }
+
+    private static void OpenOnlineInterval(SqliteConnection c, SqliteTransaction? tx, NodeId node, DateTimeOffset at)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT INTO node_online (node_id, since, until) SELECT $id, $at, NULL WHERE NOT EXISTS (SELECT 1 FROM node_online WHERE node_id=$id AND until IS NULL);";
+        cmd.Parameters.AddWithValue("$id", node.Value);
+        cmd.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Ends the open interval of <paramref name="node"/> (or of every node) at its last heartbeat.</summary>
+    private static void CloseOnlineIntervals(SqliteConnection c, NodeId? node)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            UPDATE node_online SET until = MAX(since, COALESCE((SELECT last_seen FROM nodes WHERE nodes.id = node_online.node_id), since))
+            WHERE until IS NULL
+            """ + (node is null ? ";" : " AND node_id=$id;");
+        if (node is { } n)
+        {
+            cmd.Parameters.AddWithValue("$id", n.Value);
+        }
+
+        cmd.ExecuteNonQuery();
+    }
 
     private void SetOnline(string id, bool online)
     {

@@ -55,6 +55,31 @@ public sealed class OrchestratorTests : IDisposable
         Assert.Equal((port.PublicPort, 40007, "open"), (listed.PublicPort, listed.RelayPort, listed.State));
     }
 
+    [Fact]
+    public void GetUptime_OnlineIntervalsAcrossOfflineAndRestart_FractionOfTheSpanSinceRegistration()
+    {
+        var t0 = DateTimeOffset.UnixEpoch.AddDays(1);
+        var store = CreateSut();
+        var wallet = WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7");
+        var node = NodeId.FromMachine("up", wallet);
+        store.UpsertNode(new NodeRecord(node, wallet, "up", "default", [], "x86_64", false, "127.0.0.1", false, "",
+            new Resources(8, 8192, 100), default, true, t0, t0, null));
+        store.RecordHeartbeat(node, default, [], t0.AddHours(10));
+        store.MarkOffline(node);                                  // online t0 .. t0+10h (its last heartbeat)
+        store.RecordHeartbeat(node, default, [], t0.AddHours(12)); // back: a new interval from t0+12h
+        store.RecordHeartbeat(node, default, [], t0.AddHours(20));
+
+        // The span is clipped to the registration; the open interval counts to the end of the span: (10 + 8) / 20.
+        Assert.Equal(0.9m, store.GetUptime(node, t0.AddHours(-5), t0.AddHours(20)));
+        Assert.Equal(0.5m, store.GetUptime(node, t0.AddHours(8), t0.AddHours(12)));
+
+        store.MarkAllOffline();                                   // a restart closes it at the last heartbeat, t0+20h
+        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
+        Assert.Equal(0.45m, reopened.GetUptime(node, t0, t0.AddHours(40)));
+        Assert.Null(reopened.GetUptime(node, t0.AddHours(40), t0.AddHours(40)));
+        Assert.Null(reopened.GetUptime(NodeId.FromMachine("never-registered", wallet), t0, t0.AddHours(1)));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("-1")]
