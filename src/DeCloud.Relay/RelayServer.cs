@@ -555,6 +555,11 @@ public sealed class RelayServer : IAsyncDisposable
                 // Closed after our Hello without sending a frame: a node closing a warm data connection it did not need, or a scanner.
                 Log.ConnectionShed(_logger, remote, "closed by the peer before its first frame");
             }
+            else if (ex is OperationCanceledException && _stopping.IsCancellationRequested)
+            {
+                // The relay is stopping: a connection still in its handshake (typically a node's warm data connection) just ends.
+                Log.ConnectionShed(_logger, remote, "the relay is stopping");
+            }
             else
             {
                 RelayMetrics.Connects.Add(1, new KeyValuePair<string, object?>("result", "error"));

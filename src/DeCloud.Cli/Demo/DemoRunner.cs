@@ -134,7 +134,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
     public async ValueTask DisposeAsync()
     {
         _echo?.Stop();
-        foreach (var a in _agents)
+        // Last started first: the NAT'd agent depends on the public agent's relay role, so it stops before it.
+        foreach (var a in Enumerable.Reverse(_agents))
         {
             await a.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             a.Dispose();
