@@ -7,15 +7,11 @@ namespace DeCloud.Cli.Commands;
 /// <summary><c>decloud balance</c>, <c>decloud deposit claim|list</c> and <c>decloud vm estimate</c>.</summary>
 internal static class BillingCommands
 {
-    /// <summary>Adds the billing commands to <paramref name="root"/> (after the user commands: <c>vm estimate</c> reuses <c>vm create</c>'s options).</summary>
+    /// <summary>Adds <c>balance</c> and <c>deposit</c> to <paramref name="root"/> (<c>vm estimate</c> is added by the <c>vm</c> command).</summary>
     public static void AddTo(RootCommand root, CliOutput output)
     {
         root.Subcommands.Add(Balance(output));
         root.Subcommands.Add(Deposit(output));
-        if (root.Subcommands.FirstOrDefault(c => c.Name == "vm") is { } vm && vm.Subcommands.FirstOrDefault(c => c.Name == "create") is { } create)
-        {
-            vm.Subcommands.Add(Estimate(output, create));
-        }
     }
 
     internal static string EstimateText(EstimateInfo e)
@@ -70,33 +66,15 @@ internal static class BillingCommands
         return new Command("deposit", "USDC deposits.") { claim, list };
     }
 
-    private static Command Estimate(CliOutput output, Command create)
+    /// <summary><c>vm estimate</c>: the same VM options as <c>vm create</c>, so both always accept the same request.</summary>
+    internal static Command Estimate(CliOutput output, UserCommands.VmSpecOptions spec)
     {
-        // The same options as 'vm create' (shared instances), so both always accept the same request.
-        Option<T> Find<T>(string name) => create.Options.OfType<Option<T>>().FirstOrDefault(o => o.Name == name)
-            ?? throw new InvalidOperationException($"'vm create' has no option {name}.");
-        var cp = Find<int>("--compute-points");
-        var mem = Find<long>("--memory");
-        var storage = Find<long>("--storage");
-        var quality = Find<string?>("--quality");
-        var bandwidth = Find<string?>("--bandwidth");
-        var node = Find<string?>("--node");
-        var cmd = new Command("estimate", "Estimate a VM's hourly cost (itemized) at the platform defaults, and on --node if given.")
-        {
-            cp, mem, storage, quality, bandwidth, node,
-        };
+        var cmd = new Command("estimate", "Estimate a VM's hourly cost (itemized) at the platform defaults, and on --node if given.");
+        spec.AddTo(cmd);
         cmd.SetAction(async (p, ct) =>
         {
             using var client = UserCommands.Connect(output, p, requireSession: false);
-            var estimate = await client.EstimateVmAsync(new
-            {
-                computePoints = p.GetValue(cp),
-                memoryMiB = p.GetValue(mem),
-                storageGiB = p.GetValue(storage),
-                qualityTier = p.GetValue(quality),
-                bandwidthTier = p.GetValue(bandwidth),
-                nodeId = p.GetValue(node),
-            }, ct).ConfigureAwait(false);
+            var estimate = await client.EstimateVmAsync(spec.Body(p), ct).ConfigureAwait(false);
             await UserCommands.Print(output, p, estimate, () => EstimateText(estimate), ct).ConfigureAwait(false);
             return ExitCodes.Ok;
         });

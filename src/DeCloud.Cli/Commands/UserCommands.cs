@@ -67,27 +67,15 @@ internal static class UserCommands
     private static Command Vm(CliOutput output)
     {
         var name = new Option<string>("--name") { Description = "VM name.", DefaultValueFactory = _ => "vm" };
-        var cp = new Option<int>("--compute-points", "--cp") { Description = "Compute points.", DefaultValueFactory = _ => 1 };
-        var mem = new Option<long>("--memory") { Description = "Memory in MiB.", DefaultValueFactory = _ => 512 };
-        var storage = new Option<long>("--storage") { Description = "Storage in GiB.", DefaultValueFactory = _ => 10 };
-        var quality = new Option<string?>("--quality") { Description = "Dedicated, Standard, Balanced or Burstable." };
-        var bandwidth = new Option<string?>("--bandwidth") { Description = "Basic, Standard, Performance or Unmetered." };
-        var node = new Option<string?>("--node") { Description = "Place on this node id instead of auto-placing." };
+        var spec = new VmSpecOptions();
         var wait = new Option<bool>("--wait") { Description = "Wait until the VM is running (shows progress)." };
-        var create = new Command("create", "Create a VM.") { name, cp, mem, storage, quality, bandwidth, node, wait };
+        var create = new Command("create", "Create a VM.") { name };
+        spec.AddTo(create);
+        create.Options.Add(wait);
         create.SetAction(async (p, ct) =>
         {
             using var client = Connect(output, p);
-            var vm = await client.CreateVmAsync(new
-            {
-                name = p.GetValue(name),
-                computePoints = p.GetValue(cp),
-                memoryMiB = p.GetValue(mem),
-                storageGiB = p.GetValue(storage),
-                qualityTier = p.GetValue(quality),
-                bandwidthTier = p.GetValue(bandwidth),
-                nodeId = p.GetValue(node),
-            }, ct).ConfigureAwait(false);
+            var vm = await client.CreateVmAsync(spec.Body(p, p.GetValue(name)), ct).ConfigureAwait(false);
             if (p.GetValue(wait))
             {
                 vm = await WaitForStateAsync(client, output, vm.Id, "Running", TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
@@ -136,6 +124,7 @@ internal static class UserCommands
             cmd.Subcommands.Add(sub);
         }
 
+        cmd.Subcommands.Add(BillingCommands.Estimate(output, spec));
         return cmd;
     }
 
@@ -264,4 +253,37 @@ internal static class UserCommands
 
         await output.Out.FlushAsync(ct).ConfigureAwait(false);
     }
+
+    /// <summary>The options that describe a VM, shared by <c>vm create</c> and <c>vm estimate</c>, and the request body they make.</summary>
+    internal sealed class VmSpecOptions
+    {
+        private readonly Option<int> _cp = new("--compute-points", "--cp") { Description = "Compute points.", DefaultValueFactory = _ => 1 };
+        private readonly Option<long> _mem = new("--memory") { Description = "Memory in MiB.", DefaultValueFactory = _ => 512 };
+        private readonly Option<long> _storage = new("--storage") { Description = "Storage in GiB.", DefaultValueFactory = _ => 10 };
+        private readonly Option<string?> _quality = new("--quality") { Description = "Dedicated, Standard, Balanced or Burstable." };
+        private readonly Option<string?> _bandwidth = new("--bandwidth") { Description = "Basic, Standard, Performance or Unmetered." };
+        private readonly Option<string?> _node = new("--node") { Description = "Place on this node id instead of auto-placing." };
+
+        public void AddTo(Command command)
+        {
+            foreach (Option o in new Option[] { _cp, _mem, _storage, _quality, _bandwidth, _node })
+            {
+                command.Options.Add(o);
+            }
+        }
+
+        /// <summary>The JSON body of <c>POST /vms</c> and <c>POST /vms/estimate</c> (no <c>name</c> when <paramref name="name"/> is null).</summary>
+        public VmSpecBody Body(ParseResult p, string? name = null) =>
+            new(name, p.GetValue(_cp), p.GetValue(_mem), p.GetValue(_storage), p.GetValue(_quality), p.GetValue(_bandwidth), p.GetValue(_node));
+    }
+
+    /// <summary>A VM request as the API reads it.</summary>
+    internal sealed record VmSpecBody(
+        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Name,
+        int ComputePoints,
+        long MemoryMiB,
+        long StorageGiB,
+        string? QualityTier,
+        string? BandwidthTier,
+        string? NodeId);
 }

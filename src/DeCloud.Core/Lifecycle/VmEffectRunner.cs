@@ -32,9 +32,7 @@ public sealed class VmEffectRunner : IHostedService, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
-    private CancellationTokenSource? _stop;
-    private Task? _loop;
+    private readonly BackgroundLoop _loop = new();
 
     /// <summary>Creates a runner; validates <paramref name="options"/>.</summary>
     public VmEffectRunner(IVmStore store, VmEffectRegistry effects, VmEffectRunnerOptions? options = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
@@ -86,43 +84,15 @@ public sealed class VmEffectRunner : IHostedService, IAsyncDisposable
     /// <summary>Starts the background loop (idempotent).</summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
-        lock (_gate)
-        {
-            if (_loop is null)
-            {
-                _stop = new CancellationTokenSource();
-                _loop = Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
-            }
-        }
-
+        _loop.Start(stop => () => LoopAsync(stop));
         return Task.CompletedTask;
     }
 
     /// <summary>Stops the loop; effects interrupted by the stop stay pending and run after the next start.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
-    {
-        Task? loop;
-        lock (_gate)
-        {
-            loop = _loop;
-            _stop?.Cancel();
-        }
-
-        if (loop is not null)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        lock (_gate)
-        {
-            _loop = null;
-            _stop?.Dispose();
-            _stop = null;
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken = default) => _loop.StopAsync(cancellationToken);
 
     /// <inheritdoc />
-    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+    public ValueTask DisposeAsync() => _loop.DisposeAsync();
 
     private async Task LoopAsync(CancellationToken stop)
     {

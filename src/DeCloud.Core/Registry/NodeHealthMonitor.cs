@@ -15,9 +15,7 @@ public sealed class NodeHealthMonitor : IHostedService, IAsyncDisposable
     private readonly NodeRegistry _registry;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Lock _gate = new();
-    private CancellationTokenSource? _stop;
-    private Task? _loop;
+    private readonly BackgroundLoop _loop = new();
 
     /// <summary>Creates a monitor for <paramref name="registry"/>.</summary>
     public NodeHealthMonitor(NodeRegistry registry, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
@@ -36,45 +34,19 @@ public sealed class NodeHealthMonitor : IHostedService, IAsyncDisposable
     /// <summary>Starts the loop (idempotent). The first check runs one interval after the start.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
-        lock (_gate)
+        _loop.Start(stop =>
         {
-            if (_loop is null)
-            {
-                _stop = new CancellationTokenSource();
-                var token = _stop.Token;
-                var timer = new PeriodicTimer(_registry.Options.CheckInterval, _time);
-                _loop = Task.Run(() => LoopAsync(timer, token), CancellationToken.None);
-            }
-        }
-
+            var timer = new PeriodicTimer(_registry.Options.CheckInterval, _time);
+            return () => LoopAsync(timer, stop);
+        });
         return Task.CompletedTask;
     }
 
     /// <summary>Stops the loop and waits for a running check to finish.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
-    {
-        Task? loop;
-        lock (_gate)
-        {
-            loop = _loop;
-            _stop?.Cancel();
-        }
-
-        if (loop is not null)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        lock (_gate)
-        {
-            _loop = null;
-            _stop?.Dispose();
-            _stop = null;
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken = default) => _loop.StopAsync(cancellationToken);
 
     /// <inheritdoc />
-    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+    public ValueTask DisposeAsync() => _loop.DisposeAsync();
 
     private async Task LoopAsync(PeriodicTimer timer, CancellationToken stop)
     {
