@@ -141,16 +141,19 @@ internal sealed class PeerProcesses : IAsyncDisposable
         return d;
     }
 
-    /// <summary>socat as a plain forwarder in the relay's two-hop shape: public hop -> node hop -> target.</summary>
-    public async Task<int> StartSocatTwoHopAsync(int target)
+    /// <summary>
+    /// socat as a plain forwarder in the relay's two-hop shape: public hop -> node hop -> target. Returns the public
+    /// port and the two listening processes (each forks one process per connection).
+    /// </summary>
+    public async Task<(int Port, int[] Pids)> StartSocatTwoHopAsync(int target)
     {
         var nodeHop = FreePort();
         var relayHop = FreePort();
-        Start("socat", $"TCP-LISTEN:{nodeHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{target},nodelay");
-        Start("socat", $"TCP-LISTEN:{relayHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{nodeHop},nodelay");
+        var node = Start("socat", $"TCP-LISTEN:{nodeHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{target},nodelay");
+        var relay = Start("socat", $"TCP-LISTEN:{relayHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{nodeHop},nodelay");
         await WaitListeningAsync(nodeHop);
         await WaitListeningAsync(relayHop);
-        return relayHop;
+        return (relayHop, [relay.Id, node.Id]);
     }
 
     /// <summary>
@@ -240,5 +243,70 @@ internal sealed class PeerProcesses : IAsyncDisposable
             {
             }
         }
+    }
+}
+
+/// <summary>CPU time used by processes and their live children, from /proc (Linux), in seconds.</summary>
+internal static class ProcessCpu
+{
+    private static readonly double TicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on.
+
+    /// <summary>
+    /// User + system time of each process in <paramref name="pids"/> and of its children alive now (socat's forked
+    /// connection handlers, which the parent only accounts for once they exit), keyed by pid.
+    /// </summary>
+    public static Dictionary<int, double> Sample(IEnumerable<int> pids)
+    {
+        var times = new Dictionary<int, double>();
+        foreach (var pid in pids)
+        {
+            Add(times, pid);
+            foreach (var child in Children(pid))
+            {
+                Add(times, child);
+            }
+        }
+
+        return times;
+    }
+
+    /// <summary>CPU seconds used between two samples (a process that appeared in between counts from zero).</summary>
+    public static double Between(Dictionary<int, double> before, Dictionary<int, double> after) =>
+        after.Sum(p => p.Value - before.GetValueOrDefault(p.Key));
+
+    private static void Add(Dictionary<int, double> times, int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            times[pid] = (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) +
+                long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / TicksPerSecond;
+        }
+        catch (IOException)
+        {
+            // Exited in between.
+        }
+    }
+
+    private static IEnumerable<int> Children(int pid)
+    {
+        var found = new List<int>();
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            {
+                foreach (var child in File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    found.Add(int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return found;
     }
 }
