@@ -34,12 +34,13 @@ internal sealed class SplicePipe(SafeFileDescriptor readEnd, SafeFileDescriptor 
 internal sealed class SplicePipePool(int pipeSize, int capacity) : IDisposable
 {
     /// <summary>
-    /// Pipe size: 1 MiB, the largest an unprivileged process may set (/proc/sys/fs/pipe-max-size). Measured on loopback
-    /// with 16 streams (benchmarks/README.md, relay): CPU time per GB of the relay and node processes, median of 4 runs,
-    /// 0.98 s with 64 KiB pipes (the kernel default), 0.91 s with 256 KiB, 0.80 s with 1 MiB. Pages are pinned only
-    /// while bytes are in flight; an unprivileged user past pipe-user-pages-soft gets small pipes, which still work.
+    /// Pipe size: 256 KiB. Measured on loopback with 16 streams (benchmarks/README.md, relay): CPU time per GB of the
+    /// relay and node processes, median of 4 runs under heavy machine load, 0.98 s with 64 KiB pipes (the kernel
+    /// default), 0.91 s with 256 KiB, 0.80 s with 1 MiB. 1 MiB is not the default because a stream whose reader stalls
+    /// keeps a full pipe pinned at each hop: 256 KiB bounds that at twice the copy path's 128 KiB buffer (with 1 MiB the
+    /// relay's never-reading-client test saw a 64 MiB flood absorbed end to end instead of held back).
     /// </summary>
-    public const int DefaultPipeSize = 1024 * 1024;
+    public const int DefaultPipeSize = 256 * 1024;
 
     private readonly Lock _lock = new();
     private readonly Stack<SplicePipe> _idle = new();
