@@ -246,67 +246,29 @@ internal sealed class PeerProcesses : IAsyncDisposable
     }
 }
 
-/// <summary>CPU time used by processes and their live children, from /proc (Linux), in seconds.</summary>
+/// <summary>CPU time used by processes and by their children that have exited, from /proc (Linux), in seconds.</summary>
 internal static class ProcessCpu
 {
-    private static readonly double TicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on.
+    private const double TicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on.
 
     /// <summary>
-    /// User + system time of each process in <paramref name="pids"/> and of its children alive now (socat's forked
-    /// connection handlers, which the parent only accounts for once they exit), keyed by pid.
+    /// User + system time of <paramref name="pids"/> plus that of their reaped children (utime, stime, cutime, cstime):
+    /// socat's per-connection processes count once they have exited and been waited for.
     /// </summary>
-    public static Dictionary<int, double> Sample(IEnumerable<int> pids)
+    public static double Sample(IEnumerable<int> pids)
     {
-        var times = new Dictionary<int, double>();
+        double total = 0;
         foreach (var pid in pids)
         {
-            Add(times, pid);
-            foreach (var child in Children(pid))
-            {
-                Add(times, child);
-            }
-        }
-
-        return times;
-    }
-
-    /// <summary>CPU seconds used between two samples (a process that appeared in between counts from zero).</summary>
-    public static double Between(Dictionary<int, double> before, Dictionary<int, double> after) =>
-        after.Sum(p => p.Value - before.GetValueOrDefault(p.Key));
-
-    private static void Add(Dictionary<int, double> times, int pid)
-    {
-        try
-        {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+            // Fields after the command name (which may hold spaces) start at field 3; utime..cstime are fields 14-17.
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            times[pid] = (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) +
-                long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / TicksPerSecond;
-        }
-        catch (IOException)
-        {
-            // Exited in between.
-        }
-    }
-
-    private static IEnumerable<int> Children(int pid)
-    {
-        var found = new List<int>();
-        try
-        {
-            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            for (var f = 11; f <= 14; f++)
             {
-                foreach (var child in File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    found.Add(int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
-                }
+                total += long.Parse(fields[f], System.Globalization.CultureInfo.InvariantCulture) / TicksPerSecond;
             }
         }
-        catch (IOException)
-        {
-        }
 
-        return found;
+        return total;
     }
 }

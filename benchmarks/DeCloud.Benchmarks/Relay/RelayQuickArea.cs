@@ -206,15 +206,10 @@ public sealed class RelayQuickArea : IQuickArea
     private static async Task<(double BytesPerSecond, double CpuSecondsPerGb)> ThroughputAsync(int port, int streams, int[]? cpuPids, CancellationToken cancellationToken)
     {
         long total = 0;
+        long all = 0;
         var warm = TimeSpan.FromMilliseconds(200);
-        // CPU sampled over the same window the bytes are counted in.
-        var cpu = cpuPids is null ? Task.FromResult(double.NaN) : Task.Run(async () =>
-        {
-            await Task.Delay(warm, cancellationToken);
-            var before = ProcessCpu.Sample(cpuPids);
-            await Task.Delay(ThroughputWindow, cancellationToken);
-            return ProcessCpu.Between(before, ProcessCpu.Sample(cpuPids));
-        }, cancellationToken);
+        // CPU over the whole phase (connect to close, children reaped), against every byte received in it.
+        var cpuBefore = cpuPids is null ? 0 : ProcessCpu.Sample(cpuPids);
         var tasks = Enumerable.Range(0, streams).Select(async _ =>
         {
             using var s = await ConnectAsync(port, (byte)'S', cancellationToken);
@@ -231,6 +226,7 @@ public sealed class RelayQuickArea : IQuickArea
                         break;
                     }
 
+                    Interlocked.Add(ref all, n);
                     if (sw.Elapsed >= warm)
                     {
                         counted += n;
@@ -246,8 +242,15 @@ public sealed class RelayQuickArea : IQuickArea
             s.Close(0);
         });
         await Task.WhenAll(tasks);
-        var cpuSeconds = await cpu;
-        return (total / ThroughputWindow.TotalSeconds, cpuSeconds / (total / 1e9));
+        var cpuPerGb = double.NaN;
+        if (cpuPids is not null)
+        {
+            // socat's connection processes exit when their connection closes; give the parent time to reap them.
+            await Task.Delay(TimeSpan.FromMilliseconds(700), cancellationToken);
+            cpuPerGb = (ProcessCpu.Sample(cpuPids) - cpuBefore) / (all / 1e9);
+        }
+
+        return (total / ThroughputWindow.TotalSeconds, cpuPerGb);
     }
 
     private static async Task<double> ConnectionRateAsync(int port, CancellationToken cancellationToken)
