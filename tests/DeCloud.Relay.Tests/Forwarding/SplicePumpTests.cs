@@ -302,6 +302,28 @@ public sealed class SplicePumpTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public async Task RelayDialer_UseZeroCopyOption_CarriedOnTheDataConnection(bool zeroCopy)
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var accept = listener.AcceptAsync();
+        var dialer = new DeCloud.Relay.Client.RelayDialer(new RelayClientOptions
+        {
+            ServerHost = "127.0.0.1",
+            ServerPort = ((IPEndPoint)listener.LocalEndPoint!).Port,
+            NodeId = "n",
+            UseZeroCopy = zeroCopy,
+        });
+        await using var connection = await dialer.DialAsync(CancellationToken.None).Within();
+        using var accepted = await accept.Within();
+        Assert.Equal(zeroCopy, connection.AllowZeroCopy);
+        Assert.True(connection.IsPlainSocket);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public async Task Relay_UseZeroCopyOnOrOff_DedicatedStreamsForwardExactly(bool zeroCopy)
     {
         await using var harness = await RelayHarness.StartAsync(o => o.UseZeroCopy = zeroCopy, RelayStreamTransport.DedicatedConnection);
