@@ -1,13 +1,14 @@
 // RelayEmbedding: the smallest program that embeds DeCloud.Relay, in two modes.
 //
 //   server --control 0.0.0.0:7835 --ports 40000-40100 --secret <text> [--db relay.db] [--public-host relay.example]
-//          [--cert relay.pfx] [--bind 0.0.0.0] [--transport auto|dedicated|multiplexed]
+//          [--cert relay.pfx] [--bind 0.0.0.0] [--transport auto|dedicated|multiplexed] [--copy]
 //   client --server relay.example:7835 --node <id> --secret <text> [--tls-pin <sha256-hex>] [--proxy]
-//          [--limit <bytes/s>] [--probe <port>] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT [udp:HOST:PORT ...]
+//          [--limit <bytes/s>] [--probe <port>] [--transport auto|dedicated|multiplexed] [--copy] tcp:HOST:PORT [udp:HOST:PORT ...]
 //
 // --transport picks the data path of TCP streams: "auto" (the default: dedicated without TLS, multiplexed with TLS),
 // "dedicated" (one connection from the node to the relay per stream, raw bytes) or "multiplexed" (every stream framed
 // inside the one tunnel connection).
+// --copy turns the zero-copy (splice) path of plain dedicated streams off: bytes are copied through buffers.
 //
 // The client prints one line per mapping, "PUBLIC <proto> <public host:port> -> <target host:port>",
 // then serves until Ctrl+C or SIGTERM. The server prints "LISTENING <control endpoint>".
@@ -19,8 +20,8 @@ using Microsoft.Extensions.Logging;
 
 if (args.Length == 0 || args[0] is not ("server" or "client"))
 {
-    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP] [--transport auto|dedicated|multiplexed]");
-    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] [--transport auto|dedicated|multiplexed] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
+    Console.Error.WriteLine("usage: RelayEmbedding server --control IP:PORT --ports FIRST-LAST --secret TEXT [--db FILE] [--public-host HOST] [--cert PFX] [--bind IP] [--transport auto|dedicated|multiplexed] [--copy]");
+    Console.Error.WriteLine("       RelayEmbedding client --server HOST:PORT --node ID --secret TEXT [--tls-pin SHA256] [--proxy] [--limit BYTES_PER_S] [--transport auto|dedicated|multiplexed] [--copy] tcp:HOST:PORT|udp:HOST:PORT|both:HOST:PORT ...");
     return 2;
 }
 
@@ -58,6 +59,7 @@ try
             DatabasePath = options.GetValueOrDefault("db"),
             Certificate = options.TryGetValue("cert", out var cert) ? X509CertificateLoader.LoadPkcs12FromFile(cert, null) : null,
             StreamTransport = transport.Value,
+            UseZeroCopy = !options.ContainsKey("copy"),
         };
         await using var server = new RelayServer(serverOptions, new HmacChallengeAuthenticator(secret), loggerFactory);
         await server.StartAsync(stop.Token);
@@ -81,6 +83,7 @@ try
         KeepAliveInterval = TimeSpan.FromSeconds(2),
         KeepAliveTimeout = TimeSpan.FromSeconds(6),
         StreamTransport = transport.Value,
+        UseZeroCopy = !options.ContainsKey("copy"),
     };
     await using var client = new RelayClient(clientOptions, new HmacChallengeCredentials(secret), loggerFactory);
     await client.StartAsync(stop.Token);
@@ -137,7 +140,7 @@ static async Task WaitForStopAsync(CancellationToken token)
 /// <summary>Parses "--name value" and "--flag" options; everything else is a target.</summary>
 internal static class Arguments
 {
-    private static readonly HashSet<string> Flags = ["proxy", "verbose"];
+    private static readonly HashSet<string> Flags = ["proxy", "verbose", "copy"];
 
     public static Dictionary<string, string> Parse(string[] args, out List<string> positional)
     {

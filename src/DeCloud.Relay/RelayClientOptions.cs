@@ -57,6 +57,13 @@ public sealed class RelayClientOptions
     /// </summary>
     public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
 
+    /// <summary>
+    /// On Linux, forward the bytes of plain (non-TLS) dedicated data connections with <c>splice(2)</c>: socket -> kernel
+    /// pipe -> socket, never copied into user space (pipes are held only while bytes flow). Falls back to copying by
+    /// itself on other platforms, over TLS and where the kernel refuses. Set false to always copy. Default true.
+    /// </summary>
+    public bool UseZeroCopy { get; set; } = true;
+
     /// <summary>The data path <see cref="StreamTransport"/> resolves to with these options.</summary>
     internal RelayStreamTransport EffectiveStreamTransport => StreamTransport switch
     {

@@ -595,7 +595,7 @@ public sealed class RelayServer : IAsyncDisposable
     private bool AcceptDataChannel(Socket socket, Stream transport, IPEndPoint? remote, FrameHeader header, byte[] payload)
     {
         var message = DataChannelMessage.Decode(payload);
-        var claim = message is null ? (DataChannelClaim?)null : _dataChannels.Claim(header.StreamId, message.Nonce, new RawConnection(socket, transport));
+        var claim = message is null ? (DataChannelClaim?)null : _dataChannels.Claim(header.StreamId, message.Nonce, new RawConnection(socket, transport) { AllowZeroCopy = _options.UseZeroCopy });
         var result = claim switch
         {
             null => "malformed",

@@ -77,6 +77,13 @@ public sealed class RelayServerOptions
     public RelayStreamTransport StreamTransport { get; set; } = RelayStreamTransport.Automatic;
 
     /// <summary>
+    /// On Linux, forward the bytes of plain (non-TLS) dedicated data connections with <c>splice(2)</c>: socket -> kernel
+    /// pipe -> socket, never copied into user space (pipes are held only while bytes flow). Falls back to copying by
+    /// itself on other platforms, over TLS and where the kernel refuses. Set false to always copy. Default true.
+    /// </summary>
+    public bool UseZeroCopy { get; set; } = true;
+
+    /// <summary>
     /// Most connections to the control endpoint still in their handshake (TLS, authentication, or a data connection
     /// not yet presenting its nonce); further ones are closed at once. Bounds what a connection flood holds. Default 1024.
     /// </summary>

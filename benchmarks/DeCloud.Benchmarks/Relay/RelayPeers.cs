@@ -141,16 +141,19 @@ internal sealed class PeerProcesses : IAsyncDisposable
         return d;
     }
 
-    /// <summary>socat as a plain forwarder in the relay's two-hop shape: public hop -> node hop -> target.</summary>
-    public async Task<int> StartSocatTwoHopAsync(int target)
+    /// <summary>
+    /// socat as a plain forwarder in the relay's two-hop shape: public hop -> node hop -> target. Returns the public
+    /// port and the two listening processes (each forks one process per connection).
+    /// </summary>
+    public async Task<(int Port, int[] Pids)> StartSocatTwoHopAsync(int target)
     {
         var nodeHop = FreePort();
         var relayHop = FreePort();
-        Start("socat", $"TCP-LISTEN:{nodeHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{target},nodelay");
-        Start("socat", $"TCP-LISTEN:{relayHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{nodeHop},nodelay");
+        var node = Start("socat", $"TCP-LISTEN:{nodeHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{target},nodelay");
+        var relay = Start("socat", $"TCP-LISTEN:{relayHop},bind=127.0.0.1,fork,reuseaddr,nodelay", $"TCP:127.0.0.1:{nodeHop},nodelay");
         await WaitListeningAsync(nodeHop);
         await WaitListeningAsync(relayHop);
-        return relayHop;
+        return (relayHop, [relay.Id, node.Id]);
     }
 
     /// <summary>
@@ -240,5 +243,32 @@ internal sealed class PeerProcesses : IAsyncDisposable
             {
             }
         }
+    }
+}
+
+/// <summary>CPU time used by processes and by their children that have exited, from /proc (Linux), in seconds.</summary>
+internal static class ProcessCpu
+{
+    private const double TicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on.
+
+    /// <summary>
+    /// User + system time of <paramref name="pids"/> plus that of their reaped children (utime, stime, cutime, cstime):
+    /// socat's per-connection processes count once they have exited and been waited for.
+    /// </summary>
+    public static double Sample(IEnumerable<int> pids)
+    {
+        double total = 0;
+        foreach (var pid in pids)
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces) start at field 3; utime..cstime are fields 14-17.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            for (var f = 11; f <= 14; f++)
+            {
+                total += long.Parse(fields[f], System.Globalization.CultureInfo.InvariantCulture) / TicksPerSecond;
+            }
+        }
+
+        return total;
     }
 }

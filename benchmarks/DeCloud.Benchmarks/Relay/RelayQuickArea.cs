@@ -32,7 +32,8 @@ public sealed class RelayQuickArea : IQuickArea
         report.Note($"direct: {results["direct"]}");
         if (PeerProcesses.Has("socat"))
         {
-            results["socat"] = await MeasureAsync(await peers.StartSocatTwoHopAsync(target.Port), cancellationToken);
+            var (socatPort, socatPids) = await peers.StartSocatTwoHopAsync(target.Port);
+            results["socat"] = await MeasureAsync(socatPort, cancellationToken, socatPids);
             report.Note($"socat two-hop: {results["socat"]}");
         }
         else
@@ -100,22 +101,34 @@ public sealed class RelayQuickArea : IQuickArea
         // default transport), so they do not share a runtime and thread pool with the load generator.
         if (FindSample() is { } relaySample)
         {
-            var control = PeerProcesses.FreePort();
-            var publicPort = PeerProcesses.FreePort();
-            peers.Start("dotnet", relaySample, "server", "--control", $"127.0.0.1:{control}", "--ports", $"{publicPort}-{publicPort}", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1");
-            await PeerProcesses.WaitListeningAsync(control);
-            var published = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            peers.StartWithOutput("dotnet", line =>
-                {
-                    if (line.StartsWith("PUBLIC", StringComparison.Ordinal))
+            // Zero-copy (splice, the default on Linux) and the copy path (--copy), each with its CPU time per GB.
+            foreach (var (name, extra) in new[] { ("relay_plain_processes", Array.Empty<string>()), ("relay_plain_processes_copy", ["--copy"]) })
+            {
+                var control = PeerProcesses.FreePort();
+                var publicPort = PeerProcesses.FreePort();
+                var relayProcess = peers.Start("dotnet", [relaySample, "server", "--control", $"127.0.0.1:{control}", "--ports", $"{publicPort}-{publicPort}", "--secret", "bench-secret-0123456789abcdef", "--bind", "127.0.0.1", .. extra]);
+                await PeerProcesses.WaitListeningAsync(control);
+                var published = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var nodeProcess = peers.StartWithOutput("dotnet", line =>
                     {
-                        published.TrySetResult();
-                    }
-                },
-                relaySample, "client", "--server", $"127.0.0.1:{control}", "--node", "bench", "--secret", "bench-secret-0123456789abcdef", $"tcp:127.0.0.1:{target.Port}");
-            await published.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            results["relay_plain_processes"] = await MeasureAsync(publicPort, cancellationToken);
-            report.Note($"relay_plain_processes: {results["relay_plain_processes"]}");
+                        if (line.StartsWith("PUBLIC", StringComparison.Ordinal))
+                        {
+                            published.TrySetResult();
+                        }
+                    },
+                    [relaySample, "client", "--server", $"127.0.0.1:{control}", "--node", "bench", "--secret", "bench-secret-0123456789abcdef", .. extra, $"tcp:127.0.0.1:{target.Port}"]);
+                await published.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+                // Fresh processes JIT (tier-up) for the first seconds; keep that out of the CPU time per GB.
+                await ThroughputAsync(publicPort, 4, null, cancellationToken);
+                await ThroughputAsync(publicPort, 1, null, cancellationToken);
+                results[name] = await MeasureAsync(publicPort, cancellationToken, [relayProcess.Id, nodeProcess.Id]);
+                report.Note($"{name}: {results[name]}");
+                foreach (var process in new[] { nodeProcess, relayProcess })
+                {
+                    process.Kill();
+                    await process.WaitForExitAsync(cancellationToken);
+                }
+            }
         }
         else
         {
@@ -133,6 +146,17 @@ public sealed class RelayQuickArea : IQuickArea
                 ("rtt64_p50_us", m.RttP50),
                 ("rtt64_p99_us", m.RttP99),
             };
+            if (!double.IsNaN(m.CpuSingle))
+            {
+                pairs.Add(("cpu_s_per_gb_single", m.CpuSingle));
+                pairs.Add(("cpu_s_per_gb_streams16", m.Cpu16));
+                if (name != "socat" && results.TryGetValue("socat", out var socat) && !double.IsNaN(socat.CpuSingle))
+                {
+                    pairs.Add(("cpu_ratio_vs_socat_single", m.CpuSingle / socat.CpuSingle));
+                    pairs.Add(("cpu_ratio_vs_socat_streams16", m.Cpu16 / socat.Cpu16));
+                }
+            }
+
             if (name.StartsWith("relay", StringComparison.Ordinal))
             {
                 foreach (var peer in new[] { "direct", "socat", "ssh" })
@@ -153,19 +177,22 @@ public sealed class RelayQuickArea : IQuickArea
         await MeasureMemoryAsync(report, cancellationToken);
     }
 
-    private sealed record Metrics(double SingleStream, double Aggregate16, double ConnectionsPerSecond, double RttP50, double RttP99)
+    /// <summary>Throughput, setup rate and latency; <c>Cpu*</c>: CPU seconds the forwarder's processes spent per GB moved (NaN when in-process).</summary>
+    private sealed record Metrics(double SingleStream, double Aggregate16, double ConnectionsPerSecond, double RttP50, double RttP99, double CpuSingle, double Cpu16)
     {
         public override string ToString() =>
-            string.Create(CultureInfo.InvariantCulture, $"single {SingleStream / 1e6:F0} MB/s, 16 streams {Aggregate16 / 1e6:F0} MB/s, {ConnectionsPerSecond:F0} conn/s, rtt p50 {RttP50:F0} us");
+            string.Create(CultureInfo.InvariantCulture, $"single {SingleStream / 1e6:F0} MB/s, 16 streams {Aggregate16 / 1e6:F0} MB/s, {ConnectionsPerSecond:F0} conn/s, rtt p50 {RttP50:F0} us")
+            + (double.IsNaN(CpuSingle) ? string.Empty : string.Create(CultureInfo.InvariantCulture, $", cpu {CpuSingle:F2} s/GB single, {Cpu16:F2} s/GB 16 streams"));
     }
 
-    private static async Task<Metrics> MeasureAsync(int port, CancellationToken cancellationToken)
+    /// <summary>Measures a forwarder on <paramref name="port"/>; with <paramref name="cpuPids"/>, also the CPU time those processes (and their children) use per GB.</summary>
+    private static async Task<Metrics> MeasureAsync(int port, CancellationToken cancellationToken, int[]? cpuPids = null)
     {
-        var single = await ThroughputAsync(port, 1, cancellationToken);
-        var aggregate = await ThroughputAsync(port, 16, cancellationToken);
+        var (single, cpuSingle) = await ThroughputAsync(port, 1, cpuPids, cancellationToken);
+        var (aggregate, cpu16) = await ThroughputAsync(port, 16, cpuPids, cancellationToken);
         var connections = await ConnectionRateAsync(port, cancellationToken);
         var (p50, p99) = await LatencyAsync(port, cancellationToken);
-        return new Metrics(single, aggregate, connections, p50, p99);
+        return new Metrics(single, aggregate, connections, p50, p99, cpuSingle, cpu16);
     }
 
     private static async Task<Socket> ConnectAsync(int port, byte mode, CancellationToken cancellationToken)
@@ -176,10 +203,13 @@ public sealed class RelayQuickArea : IQuickArea
         return s;
     }
 
-    private static async Task<double> ThroughputAsync(int port, int streams, CancellationToken cancellationToken)
+    private static async Task<(double BytesPerSecond, double CpuSecondsPerGb)> ThroughputAsync(int port, int streams, int[]? cpuPids, CancellationToken cancellationToken)
     {
         long total = 0;
+        long all = 0;
         var warm = TimeSpan.FromMilliseconds(200);
+        // CPU over the whole phase (connect to close, children reaped), against every byte received in it.
+        var cpuBefore = cpuPids is null ? 0 : ProcessCpu.Sample(cpuPids);
         var tasks = Enumerable.Range(0, streams).Select(async _ =>
         {
             using var s = await ConnectAsync(port, (byte)'S', cancellationToken);
@@ -196,6 +226,7 @@ public sealed class RelayQuickArea : IQuickArea
                         break;
                     }
 
+                    Interlocked.Add(ref all, n);
                     if (sw.Elapsed >= warm)
                     {
                         counted += n;
@@ -211,7 +242,15 @@ public sealed class RelayQuickArea : IQuickArea
             s.Close(0);
         });
         await Task.WhenAll(tasks);
-        return total / ThroughputWindow.TotalSeconds;
+        var cpuPerGb = double.NaN;
+        if (cpuPids is not null)
+        {
+            // socat's connection processes exit when their connection closes; give the parent time to reap them.
+            await Task.Delay(TimeSpan.FromMilliseconds(700), cancellationToken);
+            cpuPerGb = (ProcessCpu.Sample(cpuPids) - cpuBefore) / (all / 1e9);
+        }
+
+        return (total / ThroughputWindow.TotalSeconds, cpuPerGb);
     }
 
     private static async Task<double> ConnectionRateAsync(int port, CancellationToken cancellationToken)

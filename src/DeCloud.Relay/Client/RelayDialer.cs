@@ -50,7 +50,7 @@ internal sealed class RelayDialer
 
         if (!_options.UseTls)
         {
-            return new RawConnection(socket, transport);
+            return new RawConnection(socket, transport) { AllowZeroCopy = _options.UseZeroCopy };
         }
 
         var ssl = new SslStream(transport, leaveInnerStreamOpen: false);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Security;
 using System.Net.Sockets;
 using DeCloud.Relay.Diagnostics;
+using DeCloud.Relay.Interop;
 
 namespace DeCloud.Relay.Forwarding;
 
@@ -17,6 +18,15 @@ internal sealed class RawConnection(Socket socket, Stream stream) : IAsyncDispos
     public Socket Socket { get; } = socket;
 
     public Stream Stream { get; } = stream;
+
+    /// <summary>
+    /// Whether the pump may move this connection's bytes with <c>splice(2)</c> (Linux, plain TCP on both ends). Set from
+    /// <see cref="RelayServerOptions.UseZeroCopy"/> / <see cref="RelayClientOptions.UseZeroCopy"/> on data connections.
+    /// </summary>
+    public bool AllowZeroCopy { get; init; } = true;
+
+    /// <summary>Plain TCP under a <see cref="NetworkStream"/> (no TLS, no buffering layer): its bytes can be spliced at the socket.</summary>
+    public bool IsPlainSocket => Stream.GetType() == typeof(NetworkStream) && Socket.SocketType == SocketType.Stream;
 
     /// <summary>Ends our sending direction: TLS close_notify, or a TCP FIN. The peer may keep sending.</summary>
     public async ValueTask ShutdownWriteAsync()
@@ -61,8 +71,11 @@ internal sealed class RawConnection(Socket socket, Stream stream) : IAsyncDispos
 
 /// <summary>
 /// Copies raw bytes between two connections (a public client or target socket, and a dedicated data connection) in
-/// both directions at once: large pooled buffers held only while data flows (zero-byte reads while idle), a clean end
-/// of one direction half-closes the other connection, and the first failure resets both and is the result.
+/// both directions at once. On Linux, between two plain TCP sockets, bytes move socket -> pipe -> socket with
+/// <c>splice(2)</c> and never enter user space (as HAProxy does); otherwise (TLS, other platforms, a socket pair the
+/// kernel cannot splice, zero-copy turned off) through large pooled buffers. Either way a direction holds a buffer or
+/// a pipe only while data flows (zero-byte reads while idle), a clean end of one direction half-closes the other
+/// connection, and the first failure resets both and is the result.
 /// </summary>
 internal static class ConnectionPump
 {
@@ -70,18 +83,47 @@ internal static class ConnectionPump
     public const int BufferSize = 128 * 1024;
 
     /// <summary>
+    /// When the output socket is full, this many bytes at most leave the pipe through a buffer and an awaited send,
+    /// which waits for room the way every .NET socket write does (no polling, no blocked thread); splicing resumes
+    /// when it completes.
+    /// </summary>
+    public const int WritabilityProbeSize = 4 * 1024;
+
+    /// <summary>Set once <c>splice(2)</c> reported ENOSYS (kernel without it, or a seccomp filter): every later pump copies.</summary>
+    private static volatile bool s_spliceUnavailable;
+
+    /// <summary>Whether the zero-copy path can be used in this process at all (Linux x64/arm64, splice not refused).</summary>
+    public static bool ZeroCopyAvailable => LinuxSplice.IsSupported && !s_spliceUnavailable;
+
+    /// <summary>
     /// Pumps until both directions end. <paramref name="near"/> failing gives <see cref="PumpResult.SocketFailed"/>,
     /// <paramref name="far"/> (the data connection) failing gives <see cref="PumpResult.TunnelFailed"/>. Both connections are disposed.
     /// </summary>
+    public static Task<PumpResult> RunAsync(
+        RawConnection near, RawConnection far, PumpDirection side, TokenBucket? nearToFarLimit, TokenBucket? farToNearLimit,
+        CancellationToken cancellationToken) =>
+        RunAsync(near, far, side, nearToFarLimit, farToNearLimit, SplicePipePool.Shared, cancellationToken);
+
+    /// <summary>As above, taking pipes from <paramref name="pipes"/>; null always copies through buffers.</summary>
     public static async Task<PumpResult> RunAsync(
         RawConnection near, RawConnection far, PumpDirection side, TokenBucket? nearToFarLimit, TokenBucket? farToNearLimit,
-        CancellationToken cancellationToken)
+        SplicePipePool? pipes, CancellationToken cancellationToken)
     {
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var upTag = new KeyValuePair<string, object?>("direction", side == PumpDirection.PublicSide ? "inbound" : "outbound");
         var downTag = new KeyValuePair<string, object?>("direction", side == PumpDirection.PublicSide ? "outbound" : "inbound");
-        var up = CopyAsync(near, far, nearToFarLimit, upTag, PumpResult.SocketFailed, PumpResult.TunnelFailed, abort.Token);
-        var down = CopyAsync(far, near, farToNearLimit, downTag, PumpResult.TunnelFailed, PumpResult.SocketFailed, abort.Token);
+        Task<PumpResult> up, down;
+        if (pipes is not null && CanSplice(near, far))
+        {
+            up = SpliceAsync(near, far, pipes, nearToFarLimit, upTag, PumpResult.SocketFailed, PumpResult.TunnelFailed, abort.Token);
+            down = SpliceAsync(far, near, pipes, farToNearLimit, downTag, PumpResult.TunnelFailed, PumpResult.SocketFailed, abort.Token);
+        }
+        else
+        {
+            up = CopyAsync(near, far, nearToFarLimit, upTag, PumpResult.SocketFailed, PumpResult.TunnelFailed, abort.Token);
+            down = CopyAsync(far, near, farToNearLimit, downTag, PumpResult.TunnelFailed, PumpResult.SocketFailed, abort.Token);
+        }
+
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
         var firstResult = await first.ConfigureAwait(false);
         if (firstResult != PumpResult.Completed)
@@ -98,6 +140,25 @@ internal static class ConnectionPump
         await near.DisposeAsync().ConfigureAwait(false);
         await far.DisposeAsync().ConfigureAwait(false);
         return firstResult != PumpResult.Completed ? firstResult : secondResult;
+    }
+
+    private static bool CanSplice(RawConnection near, RawConnection far)
+    {
+        if (!ZeroCopyAvailable || !near.AllowZeroCopy || !far.AllowZeroCopy || !near.IsPlainSocket || !far.IsPlainSocket)
+        {
+            return false;
+        }
+
+        try
+        {
+            // .NET makes a socket non-blocking with its first asynchronous operation; make sure, since a splice on a
+            // blocking socket would block a thread-pool thread.
+            return LinuxSplice.TryEnsureNonBlocking(near.Socket.SafeHandle) && LinuxSplice.TryEnsureNonBlocking(far.Socket.SafeHandle);
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     private static void Abort(RawConnection near, RawConnection far, CancellationTokenSource abort)
@@ -170,5 +231,161 @@ internal static class ConnectionPump
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+    }
+
+    /// <summary>
+    /// One direction through a kernel pipe: wait (zero-byte receive, no pipe held) until the input is readable, take a
+    /// pipe, splice socket -> pipe (at most what the rate limit allows), splice pipe -> socket until the pipe is empty,
+    /// repeat until the input has nothing queued, then give the pipe back. A full output socket is waited for by moving
+    /// the next few bytes with an awaited send.
+    /// </summary>
+    private static async Task<PumpResult> SpliceAsync(
+        RawConnection from, RawConnection to, SplicePipePool pipes, TokenBucket? limit, KeyValuePair<string, object?> tag, PumpResult readFailed,
+        PumpResult writeFailed, CancellationToken cancellationToken)
+    {
+        SplicePipe? pipe = null;
+        byte[]? probe = null;
+        var writing = false;
+        var spliced = false;
+        try
+        {
+            var input = from.Socket.SafeHandle;
+            var output = to.Socket.SafeHandle;
+            while (true)
+            {
+                writing = false;
+                if (pipe is null)
+                {
+                    await from.Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                    pipe = pipes.Rent(out _);
+                    if (pipe is null)
+                    {
+                        // Out of descriptors: this direction still works, through buffers.
+                        return await CopyAsync(from, to, limit, tag, readFailed, writeFailed, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+
+                cancellationToken.ThrowIfCancellationRequested();
+                var want = limit is null ? pipe.Capacity : (int)Math.Min(pipe.Capacity, limit.Burst);
+                var moved = LinuxSplice.Splice(input, pipe.WriteEnd, want, out var errno);
+                if (moved < 0)
+                {
+                    if (errno == LinuxSplice.EAgain)
+                    {
+                        // Nothing queued: idle again, holding no pipe.
+                        pipes.Return(pipe);
+                        pipe = null;
+                        continue;
+                    }
+
+                    if (!spliced && IsUnsupported(errno))
+                    {
+                        pipes.Return(pipe);
+                        pipe = null;
+                        return await CopyAsync(from, to, limit, tag, readFailed, writeFailed, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    return readFailed;
+                }
+
+                writing = true;
+                if (moved == 0)
+                {
+                    await to.ShutdownWriteAsync().ConfigureAwait(false);
+                    return PumpResult.Completed;
+                }
+
+                pipe.Buffered += (int)moved;
+                if (limit is not null)
+                {
+                    await limit.WaitAsync((int)moved, cancellationToken).ConfigureAwait(false);
+                }
+
+                var copyOut = false;
+                while (pipe.Buffered > 0)
+                {
+                    if (!copyOut)
+                    {
+                        var sent = LinuxSplice.Splice(pipe.ReadEnd, output, pipe.Buffered, out errno);
+                        if (sent > 0)
+                        {
+                            spliced = true;
+                            pipe.Buffered -= (int)sent;
+                            RelayMetrics.Bytes.Add(sent, tag);
+                            continue;
+                        }
+
+                        if (sent == 0)
+                        {
+                            return writeFailed;
+                        }
+
+                        if (errno != LinuxSplice.EAgain)
+                        {
+                            if (spliced || !IsUnsupported(errno))
+                            {
+                                return writeFailed;
+                            }
+
+                            // This output cannot take spliced pages: empty the pipe through the buffer, then copy.
+                            copyOut = true;
+                        }
+                    }
+
+                    // The output is full (or cannot take spliced pages): the next bytes go through a small buffer and an
+                    // awaited send, which waits for room without a blocked thread or a polling loop.
+                    probe ??= ArrayPool<byte>.Shared.Rent(copyOut ? BufferSize : WritabilityProbeSize);
+                    var read = LinuxSplice.Read(pipe.ReadEnd, probe.AsSpan(0, Math.Min(pipe.Buffered, probe.Length)), out _);
+                    if (read <= 0)
+                    {
+                        return writeFailed;
+                    }
+
+                    pipe.Buffered -= read;
+                    await to.Socket.SendAsync(probe.AsMemory(0, read), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                    RelayMetrics.Bytes.Add(read, tag);
+                }
+
+                if (copyOut)
+                {
+                    pipes.Return(pipe);
+                    pipe = null;
+                    return await CopyAsync(from, to, limit, tag, readFailed, writeFailed, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return PumpResult.Canceled;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            return writing ? writeFailed : readFailed;
+        }
+        finally
+        {
+            if (pipe is not null)
+            {
+                // Closed rather than pooled if bytes are left in it.
+                pipes.Return(pipe);
+            }
+
+            if (probe is not null)
+            {
+                ArrayPool<byte>.Shared.Return(probe);
+            }
+        }
+    }
+
+    /// <summary>The kernel cannot splice this pair (EINVAL, EOPNOTSUPP) or at all (ENOSYS; remembered for the process).</summary>
+    private static bool IsUnsupported(int errno)
+    {
+        if (errno == LinuxSplice.ENoSys)
+        {
+            s_spliceUnavailable = true;
+            return true;
+        }
+
+        return errno is LinuxSplice.EInval or LinuxSplice.EOpNotSupp;
     }
 }
