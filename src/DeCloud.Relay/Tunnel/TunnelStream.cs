@@ -131,6 +131,10 @@ internal sealed class TunnelStream
 
     internal bool OnData(in ReadOnlySequence<byte> payload)
     {
+        // The inbound pipe's writer is not thread-safe, and a local abort (FailLocally, on a pump's thread) completes it
+        // while the read loop writes: every writer call happens under the lock, after the check that the stream is live,
+        // so a DATA frame racing an abort is dropped instead of writing into a completed pipe (which threw on the read
+        // loop and tore down the whole tunnel with every other stream on it).
         lock (_lock)
         {
             if (_finReceived || _sendFailure is not null)
@@ -144,21 +148,22 @@ internal sealed class TunnelStream
             }
 
             _outstanding += payload.Length;
-        }
+            foreach (var segment in payload)
+            {
+                _inbound.Writer.Write(segment.Span);
+            }
 
-        foreach (var segment in payload)
-        {
-            _inbound.Writer.Write(segment.Span);
-        }
-
-        var flush = _inbound.Writer.FlushAsync();
-        if (flush.IsCompleted)
-        {
-            flush.GetAwaiter().GetResult();
-        }
-        else
-        {
-            _ = flush.AsTask();
+            // The pipe never pauses its writer (no threshold) and resumes its reader on the thread pool, so this
+            // completes at once and runs no consumer code under the lock.
+            var flush = _inbound.Writer.FlushAsync();
+            if (flush.IsCompleted)
+            {
+                flush.GetAwaiter().GetResult();
+            }
+            else
+            {
+                _ = flush.AsTask();
+            }
         }
 
         return true;
@@ -183,15 +188,15 @@ internal sealed class TunnelStream
     {
         lock (_lock)
         {
-            if (_finReceived)
+            if (_finReceived || _sendFailure is not null)
             {
                 return;
             }
 
             _finReceived = true;
+            _inbound.Writer.Complete();
         }
 
-        _inbound.Writer.Complete();
         RemoveIfDone();
     }
 
@@ -211,11 +216,11 @@ internal sealed class TunnelStream
             _sendFailure = error;
             waiter = _creditWaiter;
             _creditWaiter = null;
+            _inbound.Writer.Complete(error);
         }
 
         waiter?.TrySetException(error);
         _accepted.TrySetResult(false);
-        _inbound.Writer.Complete(error);
         Remove();
         return true;
     }
