@@ -299,10 +299,11 @@ internal sealed class ServerSession : ITunnelHandler
         }
         catch (Exception ex) when (ex is RelayException or TimeoutException)
         {
-            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, ex.Message);
+            var reason = ex is TimeoutException ? $"the node did not accept the stream within {_streamOpenTimeout}" : ex.Message;
+            activity?.SetStatus(ActivityStatusCode.Error, reason);
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, reason);
             RelayMetrics.Error("connect_failed");
-            stream.Abort(WireError.ConnectFailed);
+            stream.Abort(WireError.ConnectFailed, reason);
             Refuse(client);
             return;
         }

@@ -86,14 +86,12 @@ internal sealed class TunnelStream
         RemoveIfDone();
     }
 
-    /// <summary>Aborts the stream in both directions and tells the peer.</summary>
-    public void Abort(WireError code)
+    /// <summary>Aborts the stream in both directions and tells the peer why; both ends log the reason.</summary>
+    public void Abort(WireError code, string reason)
     {
-        if (FailLocally(new RelayException($"The stream {Id} was aborted ({code}).")))
+        if (FailLocally(new RelayException($"The stream {Id} was reset ({code}): {reason}.")))
         {
-            var payload = new byte[2];
-            BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)code);
-            _tunnel.SendInBackground(FrameType.Reset, Id, payload);
+            _tunnel.ResetStream(Id, code, reason);
         }
     }
 
@@ -200,7 +198,13 @@ internal sealed class TunnelStream
         RemoveIfDone();
     }
 
-    internal void OnReset(WireError code) => FailLocally(new RelayException($"The peer reset stream {Id} ({code})."));
+    internal void OnReset(WireError code, string reason)
+    {
+        if (FailLocally(new RelayException($"The peer reset stream {Id} ({code}): {reason}.")))
+        {
+            _tunnel.LogPeerReset(Id, code, reason);
+        }
+    }
 
     /// <summary>Fails both directions; returns false when the stream had already failed.</summary>
     internal bool FailLocally(Exception error)

@@ -44,7 +44,7 @@ public sealed class StreamResetRaceTests
             {
                 start.SignalAndWait();
                 Thread.SpinWait(spin);
-                stream.Abort(WireError.StreamAborted);
+                stream.Abort(WireError.SocketFailed, "the race test aborts it");
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
             await Task.WhenAll(readLoop, pump).Within(what: $"round {round}");
@@ -72,7 +72,7 @@ public sealed class StreamResetRaceTests
             var abort = Task.Factory.StartNew(() =>
             {
                 start.SignalAndWait();
-                stream.Abort(WireError.StreamAborted);
+                stream.Abort(WireError.SocketFailed, "the race test aborts it");
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             await Task.WhenAll(fin, abort).Within(what: $"round {round}");
 
