@@ -46,6 +46,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
     private long _rttTicks = TimeSpan.FromMilliseconds(10).Ticks;
     private int _pongPending;
     private int _lateResets;
+    private bool _outputCompleted;
     private string? _closeReason;
 
     private readonly Socket? _socket;
@@ -97,6 +98,12 @@ internal sealed class TunnelConnection : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_outputCompleted)
+            {
+                // After a graceful goodbye (GoAway or an error frame) nothing more is sent; the tunnel itself is fine.
+                throw new RelayException($"The tunnel {Name} is closing: {CloseReason ?? "its output is complete"}.", isTransient: true);
+            }
+
             var span = _writer.GetSpan(FrameHeader.Size);
             new FrameHeader(FrameHeader.CurrentVersion, type, 0, streamId, payload.Length).Write(span);
             _writer.Advance(FrameHeader.Size);
@@ -337,6 +344,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
         try
         {
             // The transport is already closed: completing only returns pooled buffers; unflushed bytes are dropped.
+            _outputCompleted = true;
             await _reader.CompleteAsync().ConfigureAwait(false);
             await _writer.CompleteAsync().ConfigureAwait(false);
             await _outputLoop.ConfigureAwait(false);
@@ -361,6 +369,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
             await _writeLock.WaitAsync(bound.Token).ConfigureAwait(false);
             try
             {
+                _outputCompleted = true;
                 await _writer.CompleteAsync().ConfigureAwait(false);
             }
             finally
