@@ -188,6 +188,11 @@ public sealed class RelayServer : IAsyncDisposable
         _mapLock.Dispose();
     }
 
+    internal int MaxPendingStreamOpens => _options.MaxPendingStreamOpens;
+
+    /// <summary>Multiplexed streams of a connected node waiting for it to accept them (test seam).</summary>
+    internal int PendingStreamOpens(string nodeId) => _sessions.TryGetValue(nodeId, out var session) ? session.PendingStreamOpens : 0;
+
     internal string PublicHost => _options.PublicHost ?? (_options.PublicAddress.Equals(IPAddress.Any) ? "0.0.0.0" : _options.PublicAddress.ToString());
 
     /// <summary>The data path the relay uses for a connected node's TCP streams, or null when the node is not connected (test seam).</summary>

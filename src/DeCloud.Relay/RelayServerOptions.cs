@@ -45,6 +45,13 @@ public sealed class RelayServerOptions
     /// <summary>Silence after which a tunnel is closed. Default 45 s.</summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(45);
 
+    /// <summary>
+    /// Most multiplexed streams per tunnel waiting for the node to accept them; further public connections are reset
+    /// at once. A node closes its tunnel as flooding when more than 4096 control frames wait for it, so a burst of
+    /// connections toward a slow (CPU-starved) node costs those connections, never the tunnel. Default 2048 (1-4096).
+    /// </summary>
+    public int MaxPendingStreamOpens { get; set; } = 2048;
+
     /// <summary>Most streams open at once on one tunnel; further public connections are refused. Default 65536.</summary>
     public int MaxStreamsPerTunnel { get; set; } = 65_536;
 
@@ -109,6 +116,7 @@ public sealed class RelayServerOptions
         Check(KeepAliveInterval > TimeSpan.Zero, nameof(KeepAliveInterval), "must be positive");
         Check(KeepAliveTimeout > KeepAliveInterval, nameof(KeepAliveTimeout), $"is {KeepAliveTimeout}; use more than KeepAliveInterval ({KeepAliveInterval})");
         Check(MaxStreamsPerTunnel > 0, nameof(MaxStreamsPerTunnel), "must be positive");
+        Check(MaxPendingStreamOpens is >= 1 and <= 4096, nameof(MaxPendingStreamOpens), $"is {MaxPendingStreamOpens}; use 1-4096 (below the node's control queue of 4096 frames)");
         Check(InitialStreamWindow >= 16 * 1024, nameof(InitialStreamWindow), $"is {InitialStreamWindow}; use at least 16384 bytes");
         Check(MaxStreamWindow >= InitialStreamWindow, nameof(MaxStreamWindow), $"is {MaxStreamWindow}; use at least InitialStreamWindow ({InitialStreamWindow})");
         Check(UdpFlowIdleTimeout > TimeSpan.Zero, nameof(UdpFlowIdleTimeout), "must be positive");

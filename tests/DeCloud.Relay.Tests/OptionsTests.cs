@@ -18,6 +18,16 @@ public sealed class OptionsTests
         Assert.Contains("PortRangeEnd", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4097)]
+    public void ServerOptions_PendingStreamOpensOutOfRange_NamesTheProperty(int value)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new RelayServerOptions { MaxPendingStreamOpens = value }.Validate());
+        Assert.Equal(nameof(RelayServerOptions.MaxPendingStreamOpens), ex.ParamName);
+        Assert.Contains("4096", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ClientOptions_TlsWithoutPin_NamesThePinProperty()
     {

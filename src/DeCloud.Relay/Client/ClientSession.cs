@@ -125,13 +125,18 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
                 break;
             case FrameType.StreamOpen when StreamOpenMessage.Decode(payload.Span) is { } open:
                 var stream = Tunnel.AcceptStream(header.StreamId);
-                if (stream is null || !_byMappingId.TryGetValue(open.MappingId, out var desired))
+                if (stream is null)
                 {
-                    RelayMetrics.Error(stream is null ? "too_many_streams" : "unknown_mapping");
-                    var code = new byte[2];
-                    BinaryPrimitives.WriteUInt16BigEndian(code, (ushort)(stream is null ? WireError.TooManyStreams : WireError.ConnectFailed));
-                    await Tunnel.SendAsync(FrameType.Reset, header.StreamId, code, cancellationToken).ConfigureAwait(false);
-                    stream?.FailLocally(new RelayException("unknown mapping"));
+                    RelayMetrics.Error("too_many_streams");
+                    Tunnel.ResetStream(header.StreamId, WireError.TooManyStreams,
+                        $"the node refused the stream: {Tunnel.StreamCount} streams open (limit {Tunnel.Settings.MaxStreams}) or an invalid stream id");
+                    break;
+                }
+
+                if (!_byMappingId.TryGetValue(open.MappingId, out var desired))
+                {
+                    RelayMetrics.Error("unknown_mapping");
+                    stream.Abort(WireError.ConnectFailed, $"the node has no mapping {open.MappingId}");
                     break;
                 }
 
@@ -376,9 +381,10 @@ internal sealed class ClientSession : ITunnelHandler, IDisposable
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or RelayException)
         {
-            Log.TargetConnectFailed(_logger, target, ex is OperationCanceledException ? "timed out" : ex.Message);
+            var reason = ex is OperationCanceledException ? "timed out" : ex.Message;
+            Log.TargetConnectFailed(_logger, target, reason);
             RelayMetrics.Error("target_connect_failed");
-            stream.Abort(WireError.ConnectFailed);
+            stream.Abort(WireError.ConnectFailed, $"the node could not connect to {target}: {reason}");
             socket.Dispose();
             return;
         }

@@ -34,8 +34,17 @@ internal static class RelayMetrics
     /// <summary>Errors, tagged <c>reason</c>.</summary>
     public static readonly Counter<long> Errors = Meter.CreateCounter<long>("decloud.relay.errors", "{error}", "Errors: protocol violations, failed connects, aborted streams.");
 
+    /// <summary>
+    /// Multiplexed streams reset, tagged <c>reason</c> (the reset code: <c>socket_failed</c>, <c>connect_failed</c>,
+    /// <c>too_many_streams</c>, <c>stream_aborted</c>, ...) and <c>side</c> (<c>local</c>: this end reset it; <c>peer</c>).
+    /// </summary>
+    public static readonly Counter<long> StreamResets = Meter.CreateCounter<long>("decloud.relay.stream.resets", "{stream}", "Multiplexed streams reset, by reason and side.");
+
     /// <summary>UDP datagrams forwarded, tagged <c>direction</c>.</summary>
     public static readonly Counter<long> Datagrams = Meter.CreateCounter<long>("decloud.relay.udp.datagrams", "{datagram}", "UDP datagrams forwarded.");
+
+    public static void StreamReset(string reason, bool local) =>
+        StreamResets.Add(1, new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("side", local ? "local" : "peer"));
 
     public static void Error(string reason) => Errors.Add(1, new KeyValuePair<string, object?>("reason", reason));
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 using DeCloud.Relay.Diagnostics;
+using DeCloud.Relay.Protocol;
 using DeCloud.Relay.Tunnel;
 
 namespace DeCloud.Relay.Forwarding;
@@ -47,29 +48,40 @@ internal static class StreamPump
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var upTag = new KeyValuePair<string, object?>("direction", side == PumpDirection.PublicSide ? "inbound" : "outbound");
         var downTag = new KeyValuePair<string, object?>("direction", side == PumpDirection.PublicSide ? "outbound" : "inbound");
-        var up = SocketToTunnelAsync(socket, stream, socketToTunnelLimit, upTag, abort.Token);
-        var down = TunnelToSocketAsync(socket, stream, tunnelToSocketLimit, downTag, abort.Token);
+        var up = SocketToTunnelAsync(socket, stream, side, socketToTunnelLimit, upTag, abort.Token);
+        var down = TunnelToSocketAsync(socket, stream, side, tunnelToSocketLimit, downTag, abort.Token);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
-        var firstResult = await first.ConfigureAwait(false);
-        if (firstResult != PumpResult.Completed)
+        var firstEnd = await first.ConfigureAwait(false);
+        if (firstEnd.Result != PumpResult.Completed)
         {
-            Abort(socket, stream, abort);
+            Abort(socket, stream, abort, firstEnd);
         }
 
-        var secondResult = await (first == up ? down : up).ConfigureAwait(false);
-        if (secondResult != PumpResult.Completed)
+        var secondEnd = await (first == up ? down : up).ConfigureAwait(false);
+        if (secondEnd.Result != PumpResult.Completed)
         {
-            Abort(socket, stream, abort);
+            Abort(socket, stream, abort, secondEnd);
         }
 
         await stream.Input.CompleteAsync().ConfigureAwait(false);
         socket.Dispose();
-        return firstResult != PumpResult.Completed ? firstResult : secondResult;
+        return firstEnd.Result != PumpResult.Completed ? firstEnd.Result : secondEnd.Result;
     }
 
-    private static void Abort(Socket socket, TunnelStream stream, CancellationTokenSource abort)
+    /// <summary>How one direction ended, and why when it failed (the reason the stream is reset with).</summary>
+    private readonly record struct PumpEnd(PumpResult Result, string? Reason = null)
     {
-        stream.Abort(Protocol.WireError.StreamAborted);
+        public static readonly PumpEnd Completed = new(PumpResult.Completed);
+
+        public static PumpEnd SocketFailed(PumpDirection side, string operation, Exception ex) =>
+            new(PumpResult.SocketFailed, $"the {(side == PumpDirection.PublicSide ? "public client's" : "target's")} connection failed while {operation}: {ex.Message}");
+    }
+
+    private static void Abort(Socket socket, TunnelStream stream, CancellationTokenSource abort, PumpEnd end)
+    {
+        // Only the first failure resets the stream (later ones find it failed): a socket failure says which end and why;
+        // a tunnel failure means the stream already failed (reset by the peer, or the tunnel closed), so nothing is sent.
+        stream.Abort(end.Result == PumpResult.SocketFailed ? WireError.SocketFailed : WireError.StreamAborted, end.Reason ?? end.Result.ToString());
         try
         {
             socket.LingerState = new LingerOption(true, 0);
@@ -82,7 +94,7 @@ internal static class StreamPump
         abort.Cancel();
     }
 
-    private static async Task<PumpResult> SocketToTunnelAsync(Socket socket, TunnelStream stream, TokenBucket? limit, KeyValuePair<string, object?> tag, CancellationToken cancellationToken)
+    private static async Task<PumpEnd> SocketToTunnelAsync(Socket socket, TunnelStream stream, PumpDirection side, TokenBucket? limit, KeyValuePair<string, object?> tag, CancellationToken cancellationToken)
     {
         byte[]? buffer = null;
         try
@@ -100,7 +112,7 @@ internal static class StreamPump
                 if (read == 0)
                 {
                     await stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
-                    return PumpResult.Completed;
+                    return PumpEnd.Completed;
                 }
 
                 if (limit is not null)
@@ -119,15 +131,15 @@ internal static class StreamPump
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return PumpResult.Canceled;
+            return new PumpEnd(PumpResult.Canceled, "the pump was stopped");
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
         {
-            return PumpResult.SocketFailed;
+            return PumpEnd.SocketFailed(side, "reading", ex);
         }
-        catch (RelayException)
+        catch (RelayException ex)
         {
-            return PumpResult.TunnelFailed;
+            return new PumpEnd(PumpResult.TunnelFailed, ex.Message);
         }
         finally
         {
@@ -138,7 +150,7 @@ internal static class StreamPump
         }
     }
 
-    private static async Task<PumpResult> TunnelToSocketAsync(Socket socket, TunnelStream stream, TokenBucket? limit, KeyValuePair<string, object?> tag, CancellationToken cancellationToken)
+    private static async Task<PumpEnd> TunnelToSocketAsync(Socket socket, TunnelStream stream, PumpDirection side, TokenBucket? limit, KeyValuePair<string, object?> tag, CancellationToken cancellationToken)
     {
         var input = stream.Input;
         try
@@ -172,21 +184,21 @@ internal static class StreamPump
                 if (result.IsCompleted)
                 {
                     socket.Shutdown(SocketShutdown.Send);
-                    return PumpResult.Completed;
+                    return PumpEnd.Completed;
                 }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return PumpResult.Canceled;
+            return new PumpEnd(PumpResult.Canceled, "the pump was stopped");
         }
-        catch (RelayException)
+        catch (RelayException ex)
         {
-            return PumpResult.TunnelFailed;
+            return new PumpEnd(PumpResult.TunnelFailed, ex.Message);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
         {
-            return PumpResult.SocketFailed;
+            return PumpEnd.SocketFailed(side, "writing", ex);
         }
     }
 }

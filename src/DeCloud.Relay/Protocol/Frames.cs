@@ -95,6 +95,29 @@ internal enum WireError : ushort
     StreamAborted = 7,
     Replaced = 8,
     Shutdown = 9,
+
+    /// <summary>Reset: the sender's end of the stream (the public client at the relay, the target at the node) failed.</summary>
+    SocketFailed = 10,
+}
+
+/// <summary>Names of <see cref="WireError"/> codes for metric tags (snake_case, allocation-free).</summary>
+internal static class WireErrors
+{
+    public static string Tag(WireError code) => code switch
+    {
+        WireError.None => "none",
+        WireError.ProtocolError => "protocol_error",
+        WireError.UnsupportedVersion => "unsupported_version",
+        WireError.AuthenticationFailed => "authentication_failed",
+        WireError.FlowControlViolation => "flow_control_violation",
+        WireError.TooManyStreams => "too_many_streams",
+        WireError.ConnectFailed => "connect_failed",
+        WireError.StreamAborted => "stream_aborted",
+        WireError.Replaced => "replaced",
+        WireError.Shutdown => "shutdown",
+        WireError.SocketFailed => "socket_failed",
+        _ => "unknown",
+    };
 }
 
 /// <summary>The fixed 12-byte frame header: version, type, flags, stream id, payload length (big-endian).</summary>

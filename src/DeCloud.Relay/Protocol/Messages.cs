@@ -190,6 +190,37 @@ internal sealed record ErrorMessage(WireError Code, string Message)
     }
 }
 
+/// <summary>
+/// Why a stream is reset: a code and a short reason for the peer's log. A bare 2-byte code (no reason) decodes too;
+/// a reason that does not parse is reported as such rather than failing the tunnel (the stream is reset either way).
+/// </summary>
+internal sealed record ResetMessage(WireError Code, string Reason)
+{
+    /// <summary>Longest reason sent, in characters.</summary>
+    public const int MaxReasonLength = 200;
+
+    public ReadOnlyMemory<byte> Encode() =>
+        new PayloadWriter().U16((ushort)Code).String(Reason.Length <= MaxReasonLength ? Reason : Reason[..MaxReasonLength]).WrittenMemory;
+
+    public static ResetMessage Decode(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        if (!r.TryU16(out var code))
+        {
+            return new ResetMessage(WireError.StreamAborted, "malformed reset frame");
+        }
+
+        if (r.IsEmpty)
+        {
+            return new ResetMessage((WireError)code, "no reason given");
+        }
+
+        return r.TryString(out var reason) && r.IsEmpty
+            ? new ResetMessage((WireError)code, reason.Length <= MaxReasonLength ? reason : reason[..MaxReasonLength])
+            : new ResetMessage((WireError)code, "malformed reset reason");
+    }
+}
+
 /// <summary>Reachability probe request: connect back to the node's observed address on a port.</summary>
 internal sealed record ProbeRequestMessage(uint RequestId, ushort Port)
 {

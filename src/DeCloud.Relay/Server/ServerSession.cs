@@ -22,6 +22,7 @@ internal sealed class ServerSession : ITunnelHandler
     private readonly DataChannelRegistry _dataChannels;
     private int _nextMappingId;
     private int _dedicatedStreams;
+    private int _pendingOpens;
 
     public ServerSession(RelayServer server, TunnelConnection tunnel, string nodeId, IPEndPoint? remote, TimeSpan streamOpenTimeout, ILogger logger,
         DataChannelRegistry dataChannels, bool dedicated)
@@ -38,6 +39,9 @@ internal sealed class ServerSession : ITunnelHandler
 
     /// <summary>The data path of this node's TCP streams: dedicated only when the relay and the node both allow it.</summary>
     public RelayStreamTransport Transport { get; }
+
+    /// <summary>Multiplexed streams waiting for the node to accept them.</summary>
+    public int PendingStreamOpens => Volatile.Read(ref _pendingOpens);
 
     /// <summary>Streams open now over dedicated data connections.</summary>
     public int DedicatedStreamCount => Volatile.Read(ref _dedicatedStreams);
@@ -273,9 +277,24 @@ internal sealed class ServerSession : ITunnelHandler
     {
         var remote = client.RemoteEndPoint as IPEndPoint;
         var local = client.LocalEndPoint as IPEndPoint;
+
+        // Opens the node has not answered yet wait in its control queue, which closes the tunnel as a flood when full:
+        // a burst of public connections to a CPU-starved node must cost those connections, not the tunnel.
+        var pendingLimit = _server.MaxPendingStreamOpens;
+        if (Interlocked.Increment(ref _pendingOpens) > pendingLimit)
+        {
+            Interlocked.Decrement(ref _pendingOpens);
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, $"{pendingLimit} streams are waiting for the node to accept them (limit)");
+            RelayMetrics.Error("too_many_pending_opens");
+            Refuse(client);
+            return;
+        }
+
+        var opening = true;
         var stream = Tunnel.OpenStream();
         if (stream is null || remote is null || local is null)
         {
+            Interlocked.Decrement(ref _pendingOpens);
             Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, $"the tunnel has {Tunnel.StreamCount} streams open (limit)");
             RelayMetrics.Error("too_many_streams");
             Refuse(client);
@@ -286,7 +305,17 @@ internal sealed class ServerSession : ITunnelHandler
         try
         {
             await Tunnel.SendAsync(FrameType.StreamOpen, stream.Id, new StreamOpenMessage(mappingId, remote, local).Encode()).ConfigureAwait(false);
-            var accepted = await stream.Accepted.WaitAsync(_streamOpenTimeout, Tunnel.TimeProvider).ConfigureAwait(false);
+            bool accepted;
+            try
+            {
+                accepted = await stream.Accepted.WaitAsync(_streamOpenTimeout, Tunnel.TimeProvider).ConfigureAwait(false);
+            }
+            finally
+            {
+                opening = false;
+                Interlocked.Decrement(ref _pendingOpens);
+            }
+
             if (!accepted)
             {
                 throw new RelayException("the node could not connect to the target");
@@ -299,10 +328,17 @@ internal sealed class ServerSession : ITunnelHandler
         }
         catch (Exception ex) when (ex is RelayException or TimeoutException)
         {
-            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, ex.Message);
+            if (opening)
+            {
+                // The StreamOpen itself could not be sent.
+                Interlocked.Decrement(ref _pendingOpens);
+            }
+
+            var reason = ex is TimeoutException ? $"the node did not accept the stream within {_streamOpenTimeout}" : ex.Message;
+            activity?.SetStatus(ActivityStatusCode.Error, reason);
+            Log.PublicConnectionRefused(_logger, remote, mapping.Record.PublicPort, reason);
             RelayMetrics.Error("connect_failed");
-            stream.Abort(WireError.ConnectFailed);
+            stream.Abort(WireError.ConnectFailed, reason);
             Refuse(client);
             return;
         }

@@ -27,6 +27,9 @@ internal interface ITunnelHandler
 /// </summary>
 internal sealed class TunnelConnection : IAsyncDisposable
 {
+    /// <summary>Most resets of late-accepted streams queued at once (see <see cref="FrameType.StreamAccept"/> handling).</summary>
+    private const int MaxLateResets = 64;
+
     private readonly Stream _transport;
     private readonly PipeReader _reader;
     private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024,
@@ -42,6 +45,8 @@ internal sealed class TunnelConnection : IAsyncDisposable
     private long _nextStreamId;
     private long _rttTicks = TimeSpan.FromMilliseconds(10).Ticks;
     private int _pongPending;
+    private int _lateResets;
+    private bool _outputCompleted;
     private string? _closeReason;
 
     private readonly Socket? _socket;
@@ -93,6 +98,12 @@ internal sealed class TunnelConnection : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_outputCompleted)
+            {
+                // After a graceful goodbye (GoAway or an error frame) nothing more is sent; the tunnel itself is fine.
+                throw new RelayException($"The tunnel {Name} is closing: {CloseReason ?? "its output is complete"}.", isTransient: true);
+            }
+
             var span = _writer.GetSpan(FrameHeader.Size);
             new FrameHeader(FrameHeader.CurrentVersion, type, 0, streamId, payload.Length).Write(span);
             _writer.Advance(FrameHeader.Size);
@@ -174,9 +185,18 @@ internal sealed class TunnelConnection : IAsyncDisposable
         {
             await ReadLoopAsync(handler, control.Writer).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException || _closed.IsCancellationRequested)
         {
+            // The transport failed, or the tunnel was already closing (a read racing the close).
             Abort("read failed: " + ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // A bug on this end, not the network or the peer: say so loudly (the peer only sees the connection close),
+            // close the tunnel with the reason, and keep the process running.
+            Log.ReadLoopFailed(_logger, Name, ex);
+            RelayMetrics.Error("tunnel_internal_error");
+            Abort($"internal error while reading frames: {ex.GetType().Name}: {ex.Message}");
         }
 
         control.Writer.TryComplete();
@@ -213,6 +233,52 @@ internal sealed class TunnelConnection : IAsyncDisposable
     }
 
     public bool TryGetStream(uint id, out TunnelStream? stream) => _streams.TryGetValue(id, out stream);
+
+    /// <summary>
+    /// Resets stream <paramref name="id"/> at the peer (best effort, never blocks) and logs why. Used by
+    /// <see cref="TunnelStream.Abort"/> and to refuse a stream the peer opened without ever registering it.
+    /// </summary>
+    public void ResetStream(uint id, WireError code, string reason)
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            // Every stream failed with the tunnel, whose close reason is logged once.
+            return;
+        }
+
+        SendInBackground(FrameType.Reset, id, LogReset(id, code, reason));
+    }
+
+    private ReadOnlyMemory<byte> LogReset(uint id, WireError code, string reason)
+    {
+        var tag = WireErrors.Tag(code);
+        Log.StreamReset(_logger, Name, id, tag, reason);
+        RelayMetrics.StreamReset(tag, local: true);
+        return new ResetMessage(code, reason).Encode();
+    }
+
+    private async Task SendLateResetAsync(uint id)
+    {
+        try
+        {
+            await SendAsync(FrameType.Reset, id, LogReset(id, WireError.StreamAborted, "accepted after the opener gave up on the stream")).ConfigureAwait(false);
+        }
+        catch (RelayException)
+        {
+            // The tunnel closed; its reason is logged where it closed.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _lateResets);
+        }
+    }
+
+    internal void LogPeerReset(uint id, WireError code, string reason)
+    {
+        var tag = WireErrors.Tag(code);
+        Log.StreamResetByPeer(_logger, Name, id, tag, reason);
+        RelayMetrics.StreamReset(tag, local: false);
+    }
 
     internal void RemoveStream(TunnelStream stream) => _streams.TryRemove(new KeyValuePair<uint, TunnelStream>(stream.Id, stream));
 
@@ -278,6 +344,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
         try
         {
             // The transport is already closed: completing only returns pooled buffers; unflushed bytes are dropped.
+            _outputCompleted = true;
             await _reader.CompleteAsync().ConfigureAwait(false);
             await _writer.CompleteAsync().ConfigureAwait(false);
             await _outputLoop.ConfigureAwait(false);
@@ -302,6 +369,7 @@ internal sealed class TunnelConnection : IAsyncDisposable
             await _writeLock.WaitAsync(bound.Token).ConfigureAwait(false);
             try
             {
+                _outputCompleted = true;
                 await _writer.CompleteAsync().ConfigureAwait(false);
             }
             finally
@@ -468,6 +536,20 @@ internal sealed class TunnelConnection : IAsyncDisposable
                 {
                     stream.OnAccepted();
                 }
+                else if (((header.StreamId & 1) == 1) == _opensOddStreams && header.StreamId <= Interlocked.Read(ref _nextStreamId))
+                {
+                    // We opened it and gave up (open timeout, or the public client left) before the peer got to it:
+                    // reset it, or the peer would keep the stream and its target connection waiting for credit forever.
+                    // Bounded, so a peer repeating such accepts cannot queue unbounded writes.
+                    if (Interlocked.Increment(ref _lateResets) <= MaxLateResets)
+                    {
+                        _ = SendLateResetAsync(header.StreamId);
+                    }
+                    else
+                    {
+                        Interlocked.Decrement(ref _lateResets);
+                    }
+                }
 
                 return null;
             case FrameType.Fin:
@@ -480,8 +562,8 @@ internal sealed class TunnelConnection : IAsyncDisposable
             case FrameType.Reset:
                 if (_streams.TryGetValue(header.StreamId, out stream))
                 {
-                    var code = payload.Length == 2 ? (WireError)BinaryPrimitives.ReadUInt16BigEndian(PayloadSpan.Of(payload)) : WireError.StreamAborted;
-                    stream.OnReset(code);
+                    var reset = ResetMessage.Decode(PayloadSpan.Of(payload));
+                    stream.OnReset(reset.Code, reset.Reason);
                 }
 
                 return null;

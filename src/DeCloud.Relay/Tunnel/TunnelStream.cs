@@ -86,14 +86,12 @@ internal sealed class TunnelStream
         RemoveIfDone();
     }
 
-    /// <summary>Aborts the stream in both directions and tells the peer.</summary>
-    public void Abort(WireError code)
+    /// <summary>Aborts the stream in both directions and tells the peer why; both ends log the reason.</summary>
+    public void Abort(WireError code, string reason)
     {
-        if (FailLocally(new RelayException($"The stream {Id} was aborted ({code}).")))
+        if (FailLocally(new RelayException($"The stream {Id} was reset ({code}): {reason}.")))
         {
-            var payload = new byte[2];
-            BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)code);
-            _tunnel.SendInBackground(FrameType.Reset, Id, payload);
+            _tunnel.ResetStream(Id, code, reason);
         }
     }
 
@@ -131,6 +129,10 @@ internal sealed class TunnelStream
 
     internal bool OnData(in ReadOnlySequence<byte> payload)
     {
+        // The inbound pipe's writer is not thread-safe, and a local abort (FailLocally, on a pump's thread) completes it
+        // while the read loop writes: every writer call happens under the lock, after the check that the stream is live,
+        // so a DATA frame racing an abort is dropped instead of writing into a completed pipe (which threw on the read
+        // loop and tore down the whole tunnel with every other stream on it).
         lock (_lock)
         {
             if (_finReceived || _sendFailure is not null)
@@ -144,21 +146,22 @@ internal sealed class TunnelStream
             }
 
             _outstanding += payload.Length;
-        }
+            foreach (var segment in payload)
+            {
+                _inbound.Writer.Write(segment.Span);
+            }
 
-        foreach (var segment in payload)
-        {
-            _inbound.Writer.Write(segment.Span);
-        }
-
-        var flush = _inbound.Writer.FlushAsync();
-        if (flush.IsCompleted)
-        {
-            flush.GetAwaiter().GetResult();
-        }
-        else
-        {
-            _ = flush.AsTask();
+            // The pipe never pauses its writer (no threshold) and resumes its reader on the thread pool, so this
+            // completes at once and runs no consumer code under the lock.
+            var flush = _inbound.Writer.FlushAsync();
+            if (flush.IsCompleted)
+            {
+                flush.GetAwaiter().GetResult();
+            }
+            else
+            {
+                _ = flush.AsTask();
+            }
         }
 
         return true;
@@ -183,19 +186,25 @@ internal sealed class TunnelStream
     {
         lock (_lock)
         {
-            if (_finReceived)
+            if (_finReceived || _sendFailure is not null)
             {
                 return;
             }
 
             _finReceived = true;
+            _inbound.Writer.Complete();
         }
 
-        _inbound.Writer.Complete();
         RemoveIfDone();
     }
 
-    internal void OnReset(WireError code) => FailLocally(new RelayException($"The peer reset stream {Id} ({code})."));
+    internal void OnReset(WireError code, string reason)
+    {
+        if (FailLocally(new RelayException($"The peer reset stream {Id} ({code}): {reason}.")))
+        {
+            _tunnel.LogPeerReset(Id, code, reason);
+        }
+    }
 
     /// <summary>Fails both directions; returns false when the stream had already failed.</summary>
     internal bool FailLocally(Exception error)
@@ -211,11 +220,11 @@ internal sealed class TunnelStream
             _sendFailure = error;
             waiter = _creditWaiter;
             _creditWaiter = null;
+            _inbound.Writer.Complete(error);
         }
 
         waiter?.TrySetException(error);
         _accepted.TrySetResult(false);
-        _inbound.Writer.Complete(error);
         Remove();
         return true;
     }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using DeCloud.Relay.Protocol;
 using DeCloud.Relay.Tunnel;
 using DeCloud.Testing;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -11,7 +12,7 @@ namespace DeCloud.Relay.Tests.Tunnel;
 
 public sealed class TunnelConnectionTests
 {
-    private sealed class NullHandler : ITunnelHandler
+    internal sealed class NullHandler : ITunnelHandler
     {
         public ValueTask OnControlAsync(FrameHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
@@ -20,7 +21,7 @@ public sealed class TunnelConnectionTests
         }
     }
 
-    private sealed class Pair : IAsyncDisposable
+    internal sealed class Pair : IAsyncDisposable
     {
         public required TunnelConnection Server { get; init; }
 
@@ -40,7 +41,8 @@ public sealed class TunnelConnectionTests
         }
     }
 
-    private static async Task<Pair> CreateSutAsync(TimeProvider? time = null, TunnelSettings? settings = null)
+    internal static async Task<Pair> CreateSutAsync(
+        TimeProvider? time = null, TunnelSettings? settings = null, ILogger? serverLogger = null, ILogger? clientLogger = null, ITunnelHandler? clientHandler = null)
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -51,14 +53,14 @@ public sealed class TunnelConnectionTests
         var serverSocket = await accept.Within();
         time ??= TimeProvider.System;
         settings ??= new TunnelSettings();
-        var server = new TunnelConnection(new NetworkStream(serverSocket, true), settings, true, time, NullLogger.Instance, "server");
-        var client = new TunnelConnection(new NetworkStream(clientSocket, true), settings, false, time, NullLogger.Instance, "client");
+        var server = new TunnelConnection(new NetworkStream(serverSocket, true), settings, true, time, serverLogger ?? NullLogger.Instance, "server");
+        var client = new TunnelConnection(new NetworkStream(clientSocket, true), settings, false, time, clientLogger ?? NullLogger.Instance, "client");
         return new Pair
         {
             Server = server,
             Client = client,
             ServerRun = server.RunAsync(new NullHandler(), CancellationToken.None),
-            ClientRun = client.RunAsync(new NullHandler(), CancellationToken.None),
+            ClientRun = client.RunAsync(clientHandler ?? new NullHandler(), CancellationToken.None),
         };
     }
 
@@ -151,7 +153,7 @@ public sealed class TunnelConnectionTests
         await using var pair = await CreateSutAsync();
         var a = pair.Server.OpenStream()!;
         var b = pair.Client.AcceptStream(a.Id)!;
-        b.Abort(WireError.StreamAborted);
+        b.Abort(WireError.StreamAborted, "test");
         await Assert.ThrowsAsync<RelayException>(async () => await a.Input.ReadAsync().AsTask().Within());
         await Assert.ThrowsAsync<RelayException>(async () => await a.WriteAsync(new byte[1]).AsTask().Within());
     }
