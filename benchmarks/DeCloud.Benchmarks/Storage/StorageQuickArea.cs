@@ -17,7 +17,7 @@ namespace DeCloud.Benchmarks.Storage;
 /// Three rounds; each runs the raw pipe, the default move (live resume, no staging) and the durably
 /// staged move, in alternating order (forward, backward, forward), so no configuration always follows
 /// the same one. Before every timed phase all dirty data is written back and deleted subvolumes are
-/// cleaned (<c>sync</c>, <c>btrfs subvolume sync</c>), and every phase ends when what it received is on
+/// cleaned (<c>sync -f</c>, <c>btrfs subvolume sync</c>), and every phase ends when what it received is on
 /// disk, so no phase pays for the previous one's writeback. Each round's ratio compares with the same
 /// round's raw pipe; the RESULT lines give medians and the range of the three rounds.
 /// </para>
@@ -56,7 +56,7 @@ public sealed class StorageQuickArea : IQuickArea
         var vol = await here.CreateAsync("bench", cancellationToken);
         WriteRandom(Path.Combine(vol.Path, "disk.raw"), DataMiB, 1);
 
-        var raw = new List<(TimeSpan Full, TimeSpan Delta)>();
+        var raw = new List<(TimeSpan Full, TimeSpan Delta, double FullCpu)>();
         var moves = new List<MoveTimes>();
         var staged = new List<MoveTimes>();
         string[] phases = ["raw", "move", "staged"];
@@ -94,6 +94,8 @@ public sealed class StorageQuickArea : IQuickArea
                 ("ratio_max", ratios.Max()),
                 ("move_end_to_end_mib_per_s", Median(runs.Select(m => Rate(m.Total)))),
                 ("verify_ms", Median(runs.Select(m => m.Verify.TotalMilliseconds))),
+                ("raw_pipe_cpu_s", Median(raw.Select(r => r.FullCpu))),
+                ("move_full_send_cpu_s", Median(runs.Select(m => m.FullSendCpu))),
                 ("stream_bytes", runs[^1].StreamBytes),
                 ("load_avg", load));
         }
@@ -111,14 +113,31 @@ public sealed class StorageQuickArea : IQuickArea
         report.Note($"wall {Stopwatch.GetElapsedTime(wall).TotalSeconds:F1} s, load average {load}");
     }
 
-    private sealed record MoveTimes(TimeSpan FullSend, TimeSpan CatchUp, TimeSpan Verify, TimeSpan Total, long StreamBytes);
+    private sealed record MoveTimes(TimeSpan FullSend, TimeSpan CatchUp, TimeSpan Verify, TimeSpan Total, long StreamBytes, double FullSendCpu);
+
+    /// <summary>
+    /// CPU seconds used so far by this process and by its reaped children (<c>btrfs send/receive</c>, and the
+    /// shell of the raw pipe with its children), from <c>/proc/self/stat</c>: under load, wall time measures the
+    /// machine, CPU time still measures the work. Kernel threads (writeback, loop device) count for neither.
+    /// </summary>
+    private static (double Self, double Children) Cpu()
+    {
+        var stat = File.ReadAllText("/proc/self/stat");
+        var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // Fields 14-17 (utime, stime, cutime, cstime) are 11-14 after the command name, in clock ticks (100 per second).
+        double T(int i) => long.Parse(f[i], CultureInfo.InvariantCulture) / 100.0;
+        return (T(11) + T(12), T(13) + T(14));
+    }
 
     /// <summary>The raw pipe from wherever the volume is to the other filesystem: a full send, then 10 MiB more incrementally; both timed until on disk.</summary>
-    private static async Task<(TimeSpan Full, TimeSpan Delta)> RawPipeAsync(BtrfsVolumes from, BtrfsVolumes to, string[] mounts, CancellationToken cancellationToken)
+    private static async Task<(TimeSpan Full, TimeSpan Delta, double FullCpu)> RawPipeAsync(BtrfsVolumes from, BtrfsVolumes to, string[] mounts, CancellationToken cancellationToken)
     {
         await from.SnapshotAsync("bench", "bench@raw", cancellationToken: cancellationToken);
         await SettleAsync(mounts);
+        var cpu = Cpu();
         var full = await TimeAsync(() => Sh($"btrfs send -q '{from.Root}/bench@raw' | btrfs receive -q '{to.Root}' && btrfs filesystem sync '{to.Root}'"));
+        var after = Cpu();
+        var fullCpu = after.Self - cpu.Self + after.Children - cpu.Children;
         WriteRandom(Path.Combine(from.Root, "bench", "delta.bin"), DeltaMiB, 2);
         await from.SnapshotAsync("bench", "bench@raw2", cancellationToken: cancellationToken);
         await SettleAsync(mounts);
@@ -129,7 +148,7 @@ public sealed class StorageQuickArea : IQuickArea
             await v.DeleteAsync("bench@raw", cancellationToken);
         }
 
-        return (full, delta);
+        return (full, delta, fullCpu);
     }
 
     /// <summary>
@@ -152,6 +171,7 @@ public sealed class StorageQuickArea : IQuickArea
             }
         }, stop.Token);
         var marks = new Dictionary<MoveStep, long>();
+        var cpuMarks = new Dictionary<MoveStep, (double Self, double Children)>();
         var hooks = new MoveHooks
         {
             StepStarting = async (step, _) =>
@@ -163,6 +183,7 @@ public sealed class StorageQuickArea : IQuickArea
                 }
 
                 marks[step] = Stopwatch.GetTimestamp();
+                cpuMarks[step] = Cpu();
                 if (step == MoveStep.CatchUp)
                 {
                     WriteRandom(Path.Combine(from.Root, volume, "delta.bin"), DeltaMiB, 3);
@@ -193,12 +214,19 @@ public sealed class StorageQuickArea : IQuickArea
             catchUp ? Between(marks, MoveStep.CatchUp, MoveStep.Freeze) : TimeSpan.Zero,
             Between(marks, MoveStep.Verify, MoveStep.CutOver),
             total,
-            result.StreamBytes);
+            result.StreamBytes,
+            CpuBetween(cpuMarks[MoveStep.FullSend], cpuMarks[catchUp ? MoveStep.CatchUp : MoveStep.Freeze]));
     }
 
-    /// <summary>Writes back all dirty data and waits until deleted subvolumes are cleaned on both filesystems.</summary>
-    private static Task SettleAsync(string[] mounts) =>
-        Sh("sync && " + string.Join(" && ", mounts.Select(m => $"btrfs subvolume sync '{m}'")) + " && sync");
+    /// <summary>
+    /// Writes back the dirty data of both filesystems (<c>sync -f</c>: theirs only, not the whole shared machine's)
+    /// and waits until deleted subvolumes are cleaned on both, then writes back what the cleaning dirtied.
+    /// </summary>
+    private static Task SettleAsync(string[] mounts)
+    {
+        var quoted = string.Join(' ', mounts.Select(m => $"'{m}'"));
+        return Sh($"sync -f {quoted} && " + string.Join(" && ", mounts.Select(m => $"btrfs subvolume sync '{m}'")) + $" && sync -f {quoted}");
+    }
 
     private static double Median(IEnumerable<double> values)
     {
@@ -217,6 +245,9 @@ public sealed class StorageQuickArea : IQuickArea
             return "?";
         }
     }
+
+    private static double CpuBetween((double Self, double Children) from, (double Self, double Children) to) =>
+        to.Self - from.Self + to.Children - from.Children;
 
     private static TimeSpan Between(Dictionary<MoveStep, long> marks, MoveStep from, MoveStep to) =>
         Stopwatch.GetElapsedTime(marks[from], marks[to]);

@@ -184,7 +184,11 @@ public sealed partial class VolumeReceiver : IAsyncDisposable
 
         session.MoveId = moveId;
         session.Target = target;
-        await EnsureStagingDirectoryAsync(ct).ConfigureAwait(false);
+        if (_options.StageChunks)
+        {
+            await EnsureStagingDirectoryAsync(ct).ConfigureAwait(false);
+        }
+
         await SendHelloReplyAsync(channel, WireStatus.Ok, "ready", ct).ConfigureAwait(false);
     }
 

@@ -39,7 +39,7 @@ public sealed class LiveResumeTests(BtrfsHosts hosts)
         Assert.Equal(expected, TreeData.Hashes((await s.Destination.GetAsync("proj").Within(Bound)).Path));
         Assert.Equal(["proj"], (await s.Destination.ListAsync().Within(Bound)).Select(v => v.Name));
         Assert.Empty(s.Harness.Receiver.Sessions);
-        Assert.False(Directory.Exists(s.Harness.Receiver.StagingPath) && Directory.EnumerateFileSystemEntries(s.Harness.Receiver.StagingPath).Any());
+        Assert.False(Directory.Exists(s.Harness.Receiver.StagingPath), "nothing is staged by default");
     }
 
     [Fact]
