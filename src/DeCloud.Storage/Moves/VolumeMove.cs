@@ -646,7 +646,7 @@ public sealed partial class VolumeMove
         [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Move of {Volume}: attempt {Attempt} failed ({Message}); reconnecting")]
         public static partial void Retrying(ILogger logger, string volume, int attempt, string message);
 
-        [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Resuming {Snapshot} after {Chunks} staged chunks ({Bytes} bytes not re-sent)")]
+        [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Resuming {Snapshot} after the {Chunks} verified chunks the destination holds ({Bytes} bytes not re-sent)")]
         public static partial void Resuming(ILogger logger, string snapshot, long chunks, long bytes);
 
         [LoggerMessage(EventId = 25, Level = LogLevel.Information, Message = "Destination applied {Snapshot} as {Uuid}")]
