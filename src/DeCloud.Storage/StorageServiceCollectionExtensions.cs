@@ -23,7 +23,8 @@ public static class StorageServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new BtrfsVolumes(sp.GetRequiredService<IOptions<BtrfsVolumesOptions>>().Value, sp.GetService<ILoggerFactory>()));
         services.TryAddSingleton(sp => new VolumeReceiver(
-            sp.GetRequiredService<BtrfsVolumes>(), sp.GetRequiredService<IOptions<VolumeReceiverOptions>>().Value, sp.GetService<ILoggerFactory>()));
+            sp.GetRequiredService<BtrfsVolumes>(), sp.GetRequiredService<IOptions<VolumeReceiverOptions>>().Value, sp.GetService<ILoggerFactory>(),
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new VolumeMove(
             sp.GetRequiredService<BtrfsVolumes>(), sp.GetRequiredService<IOptions<VolumeMoveOptions>>().Value,
             sp.GetService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));

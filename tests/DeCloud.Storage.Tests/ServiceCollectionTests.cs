@@ -40,5 +40,7 @@ public sealed class ServiceCollectionTests
         Assert.Contains("CatchUpRounds", Assert.Throws<ArgumentException>(() => new VolumeMoveOptions { CatchUpRounds = -1 }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("DestinationName", Assert.Throws<ArgumentException>(() => new VolumeMoveOptions { DestinationName = "../x" }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("MaxChunkSize", Assert.Throws<ArgumentException>(() => new VolumeReceiverOptions { MaxChunkSize = 1 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("ResumeGracePeriod", Assert.Throws<ArgumentException>(() => new VolumeReceiverOptions { ResumeGracePeriod = TimeSpan.FromSeconds(-1) }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("ResumeGracePeriod", Assert.Throws<ArgumentException>(() => new VolumeReceiverOptions { ResumeGracePeriod = TimeSpan.FromDays(2) }.Validate()).Message, StringComparison.Ordinal);
     }
 }

@@ -284,7 +284,15 @@ public sealed partial class VolumeMove
                 }
             }
 
-            await channel.SendAsync(FrameType.ResumeFrom, new WireWriter().U64((ulong)resumeFrom), ct).ConfigureAwait(false);
+            // Past zero, our own digest of the prefix we skip (equal to the destination's, just checked): the
+            // destination refuses a resume whose bytes are not those it already has.
+            var resume = new WireWriter().U64((ulong)resumeFrom);
+            if (resumeFrom > 0)
+            {
+                resume.Bytes(digest);
+            }
+
+            await channel.SendAsync(FrameType.ResumeFrom, resume, ct).ConfigureAwait(false);
             var (count, total) = await PumpChunksAsync(run, channel, send.Output, resumeFrom, chunkSize, ct).ConfigureAwait(false);
             await send.WaitForSuccessAsync(ct).ConfigureAwait(false);
             await channel.SendAsync(FrameType.EndStream, new WireWriter().U64((ulong)count).U64((ulong)(prefixBytes + total)), ct).ConfigureAwait(false);
@@ -638,7 +646,7 @@ public sealed partial class VolumeMove
         [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Move of {Volume}: attempt {Attempt} failed ({Message}); reconnecting")]
         public static partial void Retrying(ILogger logger, string volume, int attempt, string message);
 
-        [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Resuming {Snapshot} after {Chunks} staged chunks ({Bytes} bytes not re-sent)")]
+        [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Resuming {Snapshot} after the {Chunks} verified chunks the destination holds ({Bytes} bytes not re-sent)")]
         public static partial void Resuming(ILogger logger, string snapshot, long chunks, long bytes);
 
         [LoggerMessage(EventId = 25, Level = LogLevel.Information, Message = "Destination applied {Snapshot} as {Uuid}")]

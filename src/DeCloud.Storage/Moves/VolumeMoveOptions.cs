@@ -15,7 +15,11 @@ public sealed class VolumeMoveOptions
     /// <summary>Compress chunks with Brotli (quality 1) on the wire. Worth it on slow links; chunks that do not shrink go raw.</summary>
     public bool Compress { get; set; }
 
-    /// <summary>Connections tried per step before the move fails (1 to 100; default 3). Retries resume staged chunks.</summary>
+    /// <summary>
+    /// Connections tried per step before the move fails (1 to 100; default 3). Retries resume after the chunks the
+    /// destination holds; keep <see cref="MaxAttempts"/> × <see cref="RetryDelay"/> within the destination's
+    /// <c>VolumeReceiverOptions.ResumeGracePeriod</c>.
+    /// </summary>
     public int MaxAttempts { get; set; } = 3;
 
     /// <summary>Wait between a dropped connection and the next attempt.</summary>

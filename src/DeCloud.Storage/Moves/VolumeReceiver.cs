@@ -9,45 +9,60 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace DeCloud.Storage.Moves;
 
 /// <summary>
-/// The destination side of moves: serves one connection from a <see cref="VolumeMove"/> at a time per
-/// call, over any <see cref="Stream"/> (TCP, TLS, a relay tunnel). Chunks are verified against their
-/// checksums, staged on disk and piped into <c>btrfs receive</c>; a half-received subvolume is always
-/// removed, whether the stream fails, the peer disconnects or the server is cancelled.
+/// The destination side of moves: serves connections from a <see cref="VolumeMove"/> over any
+/// <see cref="Stream"/> (TCP, TLS, a relay tunnel). Chunks are verified against their checksums and piped
+/// into <c>btrfs receive</c>. A receive outlives a dropped connection for
+/// <see cref="VolumeReceiverOptions.ResumeGracePeriod"/>, so the sender reconnects and resumes at the next
+/// chunk; with <see cref="VolumeReceiverOptions.StageChunks"/> chunks are also staged on disk so a resume
+/// survives a restart of this host. A half-received subvolume is always removed when its receive ends
+/// without completing: grace expired, the sender aborted, the stream was bad, the server was cancelled
+/// or this receiver was disposed.
 /// </summary>
-public sealed partial class VolumeReceiver
+public sealed partial class VolumeReceiver : IAsyncDisposable
 {
     private readonly BtrfsVolumes _volumes;
     private readonly VolumeReceiverOptions _options;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ReceiveSession> _sessions = new(StringComparer.Ordinal);
     private bool _stagingReady;
+    private volatile bool _disposed;
 
     /// <summary>Creates a receiver that lands volumes under <paramref name="destination"/>'s root.</summary>
-    public VolumeReceiver(BtrfsVolumes destination, VolumeReceiverOptions? options = null, ILoggerFactory? loggerFactory = null)
+    /// <param name="destination">The volumes of this host.</param>
+    /// <param name="options">Options (validated here).</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="timeProvider">Clock of the resume grace period (default: the system clock).</param>
+    public VolumeReceiver(BtrfsVolumes destination, VolumeReceiverOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(destination);
         _options = options ?? new VolumeReceiverOptions();
         _options.Validate();
         _volumes = destination;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<VolumeReceiver>();
+        _time = timeProvider ?? TimeProvider.System;
         StagingPath = _options.StagingPath ?? Path.Combine(destination.Root, ".staging");
     }
 
     /// <summary>The directory holding staged chunks.</summary>
     public string StagingPath { get; }
 
+    /// <summary>Receives that outlive their connection right now (waiting for the sender to resume, or being fed).</summary>
+    internal IReadOnlyCollection<ReceiveSession> Sessions => (IReadOnlyCollection<ReceiveSession>)_sessions.Values;
+
     /// <summary>
     /// Removes what a receiver that was killed outright (power loss, SIGKILL) left behind: writable
     /// move subvolumes, which only an unfinished <c>btrfs receive</c> leaves (a completed receive is
-    /// read-only). Staged chunks are kept for a resume. Call at host start, before serving. Returns the
-    /// names removed.
+    /// read-only). Staged chunks are kept for a resume; receives this instance is running are left alone.
+    /// Call at host start, before serving. Returns the names removed.
     /// </summary>
     public async Task<IReadOnlyList<string>> RemoveHalfReceivedAsync(CancellationToken cancellationToken = default)
     {
         var removed = new List<string>();
         foreach (var s in await _volumes.ListAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (!s.IsReadOnly && s.ReceivedUuid is null && s.Name.Contains("@move-", StringComparison.Ordinal))
+            if (!s.IsReadOnly && s.ReceivedUuid is null && s.Name.Contains("@move-", StringComparison.Ordinal) && !_sessions.ContainsKey(s.Name))
             {
                 Log.RemovingHalfReceived(_logger, s.Name);
                 await _volumes.DeleteAsync(s.Name, cancellationToken).ConfigureAwait(false);
@@ -56,6 +71,16 @@ public sealed partial class VolumeReceiver
         }
 
         return removed;
+    }
+
+    /// <summary>
+    /// Ends every receive still waiting for its sender: kills <c>btrfs receive</c>, removes the half-received
+    /// subvolume, flushes staged chunks (kept for a resume after restart). Call when the host stops.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        _disposed = true;
+        await EndSessionsAsync(string.Empty, deleteStaging: false).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -159,7 +184,11 @@ public sealed partial class VolumeReceiver
 
         session.MoveId = moveId;
         session.Target = target;
-        await EnsureStagingDirectoryAsync(ct).ConfigureAwait(false);
+        if (_options.StageChunks)
+        {
+            await EnsureStagingDirectoryAsync(ct).ConfigureAwait(false);
+        }
+
         await SendHelloReplyAsync(channel, WireStatus.Ok, "ready", ct).ConfigureAwait(false);
     }
 
@@ -219,71 +248,18 @@ public sealed partial class VolumeReceiver
             throw new TransferException(TransferFailure.ProtocolViolation, $"Chunk size {begin.ChunkSize} is outside {WireFormat.MinChunkSize}..{_options.MaxChunkSize}.");
         }
 
-        var gate = _locks.GetOrAdd(begin.SnapshotName, _ => new SemaphoreSlim(1, 1));
+        var gate = Gate(begin.SnapshotName);
+        // A connection still attached to this stream has lost its peer without noticing (a dropped network
+        // path leaves no FIN): the newest connection wins, the older one stops reading and lets go of the gate.
+        var ticket = _sessions.TryGetValue(begin.SnapshotName, out var attached) ? attached.Supersede() : 0;
         await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var list = await _volumes.ListAsync(ct).ConfigureAwait(false);
-            var existing = list.FirstOrDefault(s => s.Name == begin.SnapshotName);
-            if (existing is not null)
+            var live = await OpenSessionAsync(channel, begin, ct).ConfigureAwait(false);
+            if (live is not null)
             {
-                if (existing.IsReadOnly && existing.ReceivedUuid == begin.SnapshotUuid)
-                {
-                    await SendReadyAsync(channel, WireStatus.AlreadyReceived, 0, new byte[16], "already received", ct).ConfigureAwait(false);
-                    return;
-                }
-
-                Log.RemovingHalfReceived(_logger, begin.SnapshotName);
-                await _volumes.DeleteAsync(begin.SnapshotName, ct).ConfigureAwait(false);
+                await FeedAsync(channel, live, ticket, ct).ConfigureAwait(false);
             }
-
-            if (begin.ParentUuid is { } parent && !list.Any(s => s.IsReadOnly && (s.ReceivedUuid == parent || s.Uuid == parent)))
-            {
-                await SendReadyAsync(channel, WireStatus.ParentMissing, 0, new byte[16],
-                    $"the parent snapshot '{begin.ParentName}' ({parent}) is not on the destination", ct).ConfigureAwait(false);
-                return;
-            }
-
-            var stagingPath = Path.Combine(StagingPath, begin.SnapshotName + ".stage");
-            using var staging = StagingFile.Open(stagingPath, begin.SnapshotUuid, begin.ParentUuid ?? Guid.Empty, begin.ChunkSize);
-            if (staging.Discarded is { } discarded)
-            {
-                Log.StagedChunkDiscarded(_logger, begin.SnapshotName, discarded.Chunk, discarded.Reason, discarded.Bytes);
-            }
-            if (!_options.StageChunks)
-            {
-                staging.TruncateTo(0);
-            }
-
-            await SendReadyAsync(channel, WireStatus.Ok, staging.Count, WireFormat.PrefixDigest(staging.Hashes, staging.Count), "ready", ct).ConfigureAwait(false);
-
-            using (var resume = await channel.ReceiveAsync(FrameType.ResumeFrom, ct).ConfigureAwait(false))
-            {
-                var from = resume.Reader().U64("chunkIndex");
-                if (from > (ulong)staging.Count)
-                {
-                    throw new TransferException(TransferFailure.ProtocolViolation, $"ResumeFrom {from} is past the {staging.Count} staged chunks.");
-                }
-
-                staging.TruncateTo((int)from);
-                if (from > 0)
-                {
-                    Log.Resuming(_logger, begin.SnapshotName, (long)from);
-                }
-            }
-
-            var (status, message, received) = await PumpIntoReceiveAsync(channel, staging, begin, ct).ConfigureAwait(false);
-            if (status == WireStatus.Ok)
-            {
-                staging.Delete();
-            }
-            else if (status != WireStatus.ChunkChecksum)
-            {
-                // The stream itself is bad (btrfs receive refused it): the staged copy is useless.
-                staging.Delete();
-            }
-
-            await SendStreamResultAsync(channel, status, received, message, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -291,70 +267,224 @@ public sealed partial class VolumeReceiver
         }
     }
 
+    private SemaphoreSlim Gate(string snapshot) => _locks.GetOrAdd(snapshot, _ => new SemaphoreSlim(1, 1));
+
+    /// <summary>
+    /// Answers BeginStream and agrees with the sender where to resume: at the next chunk of a live session,
+    /// after the staged prefix of a durable staging file, or at zero. Returns the session to feed, or null when
+    /// the stream needs no data (already received, parent missing, refused).
+    /// </summary>
+    private async Task<ReceiveSession?> OpenSessionAsync(FrameChannel channel, BeginStream begin, CancellationToken ct)
+    {
+        var name = begin.SnapshotName;
+        if (_sessions.TryGetValue(name, out var live))
+        {
+            if (live.Begin.SnapshotUuid != begin.SnapshotUuid)
+            {
+                await SendReadyAsync(channel, WireStatus.InvalidRequest, 0, new byte[16],
+                    $"a receive of '{name}' from source snapshot {live.Begin.SnapshotUuid} is in progress; this stream is from snapshot {begin.SnapshotUuid}", ct).ConfigureAwait(false);
+                return null;
+            }
+
+            if (live.Begin.ParentUuid != begin.ParentUuid || live.Begin.ChunkSize != begin.ChunkSize)
+            {
+                // The same snapshot sent another way (a full send after its parent vanished): its bytes differ from the first byte.
+                Log.StreamChanged(_logger, name);
+                await EndSessionAsync(live, deleteStaging: true).ConfigureAwait(false);
+            }
+            else
+            {
+                var digest = live.Digest();
+                await SendReadyAsync(channel, WireStatus.Ok, live.Fed, digest, "resuming", ct).ConfigureAwait(false);
+                var from = await ReadResumeFromAsync(channel, name, live.Fed, n => n == live.Fed ? digest : null, ct).ConfigureAwait(false);
+                if (from == live.Fed)
+                {
+                    Log.ResumingLive(_logger, name, live.Fed, live.Bytes);
+                    return live;
+                }
+
+                // The sender's regenerated stream differs from what btrfs receive already took: start over.
+                Log.StreamChanged(_logger, name);
+                await EndSessionAsync(live, deleteStaging: true).ConfigureAwait(false);
+                return await StartSessionAsync(begin, OpenStaging(begin), 0, ct).ConfigureAwait(false);
+            }
+        }
+
+        var list = await _volumes.ListAsync(ct).ConfigureAwait(false);
+        var existing = list.FirstOrDefault(s => s.Name == name);
+        if (existing is not null)
+        {
+            if (existing.IsReadOnly && existing.ReceivedUuid == begin.SnapshotUuid)
+            {
+                await SendReadyAsync(channel, WireStatus.AlreadyReceived, 0, new byte[16], "already received", ct).ConfigureAwait(false);
+                return null;
+            }
+
+            Log.RemovingHalfReceived(_logger, name);
+            await _volumes.DeleteAsync(name, ct).ConfigureAwait(false);
+        }
+
+        if (begin.ParentUuid is { } parent && !list.Any(s => s.IsReadOnly && (s.ReceivedUuid == parent || s.Uuid == parent)))
+        {
+            await SendReadyAsync(channel, WireStatus.ParentMissing, 0, new byte[16],
+                $"the parent snapshot '{begin.ParentName}' ({parent}) is not on the destination", ct).ConfigureAwait(false);
+            return null;
+        }
+
+        var staging = OpenStaging(begin);
+        try
+        {
+            var staged = staging?.Count ?? 0;
+            await SendReadyAsync(channel, WireStatus.Ok, staged, staging is null ? new byte[16] : WireFormat.PrefixDigest(staging.Hashes, staged), "ready", ct).ConfigureAwait(false);
+            var from = await ReadResumeFromAsync(channel, name, staged, n => WireFormat.PrefixDigest(staging!.Hashes, (int)n), ct).ConfigureAwait(false);
+            staging?.TruncateTo((int)from);
+            if (from > 0)
+            {
+                Log.Resuming(_logger, name, from);
+            }
+        }
+        catch
+        {
+            staging?.Dispose();
+            throw;
+        }
+
+        return await StartSessionAsync(begin, staging, (int)(staging?.Count ?? 0), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Opens (or creates) the stream's durable staging file when staging is on; logs a discarded tail.</summary>
+    private StagingFile? OpenStaging(BeginStream begin)
+    {
+        if (!_options.StageChunks)
+        {
+            return null;
+        }
+
+        var staging = StagingFile.Open(Path.Combine(StagingPath, begin.SnapshotName + ".stage"), begin.SnapshotUuid, begin.ParentUuid ?? Guid.Empty, begin.ChunkSize);
+        if (staging.Discarded is { } discarded)
+        {
+            Log.StagedChunkDiscarded(_logger, begin.SnapshotName, discarded.Chunk, discarded.Reason, discarded.Bytes);
+        }
+
+        return staging;
+    }
+
+    /// <summary>
+    /// Reads ResumeFrom: the first chunk the sender will send and, past zero, its digest of the chunks before
+    /// it, which must equal ours (<paramref name="expected"/>; null when we cannot resume there).
+    /// </summary>
+    private static async Task<long> ReadResumeFromAsync(FrameChannel channel, string name, long held, Func<long, byte[]?> expected, CancellationToken ct)
+    {
+        using var resume = await channel.ReceiveAsync(FrameType.ResumeFrom, ct).ConfigureAwait(false);
+        var r = resume.Reader();
+        var from = r.U64("chunkIndex");
+        if (from == 0)
+        {
+            return 0;
+        }
+
+        if (from > (ulong)held)
+        {
+            throw new TransferException(TransferFailure.ProtocolViolation, $"ResumeFrom {from} for '{name}' is past the {held} verified chunks this destination holds.");
+        }
+
+        var digest = r.Bytes(WireFormat.HashSize, "prefixDigest");
+        if (expected((long)from) is not { } ours)
+        {
+            throw new TransferException(TransferFailure.ProtocolViolation,
+                $"ResumeFrom {from} for '{name}' is refused: btrfs receive has already taken {held} chunks and cannot go back; resume from {held} or from 0.");
+        }
+
+        if (!ours.AsSpan().SequenceEqual(digest))
+        {
+            throw new TransferException(TransferFailure.ProtocolViolation,
+                $"ResumeFrom {from} for '{name}' is refused: the sender's digest of chunks 0..{from - 1} differs from the destination's, so it is resuming another stream.");
+        }
+
+        return (long)from;
+    }
+
     /// <summary>Bytes each queue of the receive pipeline may hold (at least two chunks).</summary>
     private const int QueueBytes = 16 << 20;
 
-    private async Task<(WireStatus Status, string Message, Guid Received)> PumpIntoReceiveAsync(
-        FrameChannel channel, StagingFile staging, BeginStream begin, CancellationToken ct)
+    /// <summary>Starts btrfs receive for a new session and replays the first <paramref name="replay"/> staged chunks into it.</summary>
+    private async Task<ReceiveSession> StartSessionAsync(BeginStream begin, StagingFile? staging, int replay, CancellationToken ct)
     {
-        var receive = _volumes.Runner.StartReceive(_volumes.Root);
-        var completed = false;
+        BtrfsChildProcess receive;
         try
         {
-            var pipeline = new ReceivePipeline(receive.Input, _options.StageChunks ? staging : null,
-                Math.Max(2, QueueBytes / begin.ChunkSize), _options.StagingSyncBytes, ct);
-            long total = 0;
-            var next = 0;
-            var failure = (Status: WireStatus.Ok, Message: string.Empty);
-            var ended = false;
-            PipelineOutcome outcome;
-            try
+            receive = _volumes.Runner.StartReceive(_volumes.Root);
+        }
+        catch
+        {
+            staging?.Dispose();
+            throw;
+        }
+
+        var session = new ReceiveSession(begin, receive, staging, Math.Max(2, QueueBytes / begin.ChunkSize), _options.StagingSyncBytes);
+        _sessions[begin.SnapshotName] = session;
+        try
+        {
+            for (var i = 0; i < replay; i++)
             {
-                // The staged (verified) prefix first, from local disk, into the fresh btrfs receive.
-                var replay = staging.Count;
-                for (var i = 0; i < replay; i++)
+                if (ReplayHook is { } hook)
                 {
-                    if (ReplayHook is { } hook)
-                    {
-                        await hook(begin.SnapshotName, i, ct).ConfigureAwait(false);
-                    }
-
-                    var buffer = ArrayPool<byte>.Shared.Rent(begin.ChunkSize);
-                    int n;
-                    try
-                    {
-                        n = await staging.ReadAsync(i, buffer, ct).ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        throw;
-                    }
-
-                    total += n;
-                    await pipeline.AddAsync(new SharedChunk(buffer, 0, n, null, null), ct).ConfigureAwait(false);
+                    await hook(begin.SnapshotName, i, ct).ConfigureAwait(false);
                 }
 
-                next = replay;
-                var hash = new byte[WireFormat.HashSize];
+                var buffer = ArrayPool<byte>.Shared.Rent(begin.ChunkSize);
+                int n;
+                try
+                {
+                    n = await staging!.ReadAsync(i, buffer, ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    throw;
+                }
+
+                // No hash on the shared chunk: it is already staged.
+                await session.FeedAsync(new SharedChunk(buffer, 0, n, null, null), staging.Hashes[i], ct).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await EndSessionAsync(session, deleteStaging: false).ConfigureAwait(false);
+            throw;
+        }
+
+        return session;
+    }
+
+    /// <summary>
+    /// Feeds network chunks into <paramref name="session"/> until EndStream, then completes it. A dropped
+    /// connection keeps the session for the grace period; a cancelled server or a broken protocol ends it.
+    /// </summary>
+    private async Task FeedAsync(FrameChannel channel, ReceiveSession session, long ticket, CancellationToken ct)
+    {
+        var name = session.Begin.SnapshotName;
+        var failure = (Status: WireStatus.Ok, Message: string.Empty);
+        var count = 0UL;
+        var bytes = 0UL;
+        using (var attachment = session.Attach(ticket, ct))
+        {
+            var hash = new byte[WireFormat.HashSize];
+            try
+            {
                 while (true)
                 {
-                    var frame = await channel.TryReceiveAsync(ct).ConfigureAwait(false)
-                        ?? throw new TransferException(TransferFailure.PeerDisconnected, $"The sender closed the connection during stream '{begin.SnapshotName}'.");
+                    var frame = await channel.TryReceiveAsync(attachment.Token).ConfigureAwait(false)
+                        ?? throw new TransferException(TransferFailure.PeerDisconnected, $"The sender closed the connection during stream '{name}'.");
                     if (frame.Type == FrameType.EndStream)
                     {
                         using (frame)
                         {
                             var r = frame.Reader();
-                            var count = r.U64("chunkCount");
-                            var bytes = r.U64("totalBytes");
-                            if (failure.Status == WireStatus.Ok && (count != (ulong)next || bytes != (ulong)total))
-                            {
-                                failure = (WireStatus.InvalidRequest, $"stream ended with {count} chunks / {bytes} bytes announced but {next} / {total} received");
-                            }
+                            count = r.U64("chunkCount");
+                            bytes = r.U64("totalBytes");
                         }
 
-                        ended = true;
                         break;
                     }
 
@@ -366,90 +496,221 @@ public sealed partial class VolumeReceiver
 
                     if (failure.Status != WireStatus.Ok)
                     {
-                        frame.Dispose(); // Draining to EndStream after a failure.
+                        frame.Dispose(); // Draining to EndStream after a bad chunk.
                         continue;
                     }
 
-                    var chunk = DecodeChunk(frame, begin.ChunkSize);
-                    if (chunk.Index != next)
+                    var chunk = DecodeChunk(frame, session.Begin.ChunkSize);
+                    if (chunk.Index != session.Fed)
                     {
                         chunk.Dispose();
-                        throw new TransferException(TransferFailure.ProtocolViolation, $"Chunk {chunk.Index} arrived where chunk {next} was expected.");
+                        throw new TransferException(TransferFailure.ProtocolViolation, $"Chunk {chunk.Index} arrived where chunk {session.Fed} was expected.");
                     }
 
                     XxHash128.Hash(chunk.Data.Span, hash);
                     if (!hash.AsSpan().SequenceEqual(chunk.Hash.Span))
                     {
-                        Log.BadChunk(_logger, begin.SnapshotName, next);
-                        failure = (WireStatus.ChunkChecksum, $"chunk {next} of '{begin.SnapshotName}' failed its checksum; {next} verified chunks stay staged for a resume");
+                        Log.BadChunk(_logger, name, (int)session.Fed);
+                        failure = (WireStatus.ChunkChecksum, $"chunk {session.Fed} of '{name}' failed its checksum; the {session.Fed} verified chunks before it are kept for a resume");
                         chunk.Dispose();
                         continue;
                     }
 
-                    next++;
-                    total += chunk.Data.Length;
-                    await pipeline.AddAsync(chunk.Share(), ct).ConfigureAwait(false);
+                    var verified = chunk.Hash;
+                    await session.FeedAsync(chunk.Share(), verified, ct).ConfigureAwait(false);
                 }
             }
-            finally
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested && attachment.IsCancellationRequested)
             {
-                // An interrupted or rejected stream keeps its staged chunks for a resume: flush them to disk
-                // first. A stream that arrived whole needs no flush (its staging file is deleted).
-                outcome = await pipeline.CompleteAsync(flush: !ended || failure.Status != WireStatus.Ok).ConfigureAwait(false);
-                if (outcome.StagingError is { } stagingError)
-                {
-                    Log.StagingFailed(_logger, begin.SnapshotName, stagingError);
-                }
+                Log.Superseded(_logger, name, session.Fed);
+                await DetachAsync(session).ConfigureAwait(false);
+                throw new TransferException(TransferFailure.PeerDisconnected, $"A newer connection took over stream '{name}' after {session.Fed} chunks.");
+            }
+            catch (TransferException ex) when (ex.Reason is TransferFailure.PeerDisconnected or TransferFailure.Truncated)
+            {
+                await DetachAsync(session).ConfigureAwait(false);
+                throw;
+            }
+            catch
+            {
+                // The server is stopping, or the peer broke the protocol mid-stream: the half-received subvolume goes.
+                await EndSessionAsync(session, deleteStaging: false).ConfigureAwait(false);
+                throw;
+            }
+        }
 
-                if (!ended || failure.Status != WireStatus.Ok)
-                {
-                    Log.Interrupted(_logger, begin.SnapshotName, outcome.Staged, outcome.Durable);
-                }
-            }
+        if (failure.Status != WireStatus.Ok)
+        {
+            // A bad chunk: everything before it was fed, the sender resumes right there.
+            await DetachAsync(session).ConfigureAwait(false);
+            await SendStreamResultAsync(channel, failure.Status, Guid.Empty, failure.Message, ct).ConfigureAwait(false);
+            return;
+        }
 
-            if (failure.Status != WireStatus.Ok)
-            {
-                return (failure.Status, failure.Message, Guid.Empty);
-            }
+        var (status, message, received) = count != (ulong)session.Fed || bytes != (ulong)session.Bytes
+            ? (WireStatus.InvalidRequest, $"stream ended with {count} chunks / {bytes} bytes announced but {session.Fed} / {session.Bytes} received", Guid.Empty)
+            : await CompleteSessionAsync(session, ct).ConfigureAwait(false);
+        if (status != WireStatus.Ok)
+        {
+            // The stream itself is bad (btrfs receive refused it): neither the half-received subvolume nor a staged copy is of use.
+            await EndSessionAsync(session, deleteStaging: true).ConfigureAwait(false);
+        }
 
-            var writeError = outcome.ReceiveError;
-            try
-            {
-                await receive.Input.DisposeAsync().ConfigureAwait(false);
-                await receive.WaitForSuccessAsync(ct, begin.SnapshotName).ConfigureAwait(false);
-            }
-            catch (QuotaExceededException ex)
-            {
-                return (WireStatus.QuotaExceeded, ex.InnerException?.Message ?? ex.Message, Guid.Empty);
-            }
-            catch (StorageFullException ex)
-            {
-                return (WireStatus.NoSpace, ex.InnerException?.Message ?? ex.Message, Guid.Empty);
-            }
-            catch (BtrfsCommandException ex)
-            {
-                return (WireStatus.ReceiveFailed, writeError is null ? ex.Message : $"{ex.Message} ({writeError})", Guid.Empty);
-            }
+        await SendStreamResultAsync(channel, status, received, message, ct).ConfigureAwait(false);
+    }
 
-            var info = await _volumes.FindAsync(begin.SnapshotName, ct).ConfigureAwait(false);
-            if (info is null || info.ReceivedUuid != begin.SnapshotUuid || !info.IsReadOnly)
-            {
-                return (WireStatus.ReceiveFailed, $"btrfs receive finished but '{begin.SnapshotName}' is missing or its received UUID is not {begin.SnapshotUuid}", Guid.Empty);
-            }
+    /// <summary>Closes btrfs receive's input after the last chunk and checks what it made.</summary>
+    private async Task<(WireStatus Status, string Message, Guid Received)> CompleteSessionAsync(ReceiveSession session, CancellationToken ct)
+    {
+        var begin = session.Begin;
+        var outcome = await session.Pipeline.CompleteAsync(flush: false).ConfigureAwait(false);
+        if (outcome.StagingError is { } stagingError)
+        {
+            Log.StagingFailed(_logger, begin.SnapshotName, stagingError);
+        }
 
-            completed = true;
-            Log.Received(_logger, begin.SnapshotName, total);
-            return (WireStatus.Ok, "received", info.Uuid);
+        var receive = session.Receive;
+        try
+        {
+            await receive.Input.DisposeAsync().ConfigureAwait(false);
+            await receive.WaitForSuccessAsync(ct, begin.SnapshotName).ConfigureAwait(false);
+        }
+        catch (QuotaExceededException ex)
+        {
+            return (WireStatus.QuotaExceeded, ex.InnerException?.Message ?? ex.Message, Guid.Empty);
+        }
+        catch (StorageFullException ex)
+        {
+            return (WireStatus.NoSpace, ex.InnerException?.Message ?? ex.Message, Guid.Empty);
+        }
+        catch (BtrfsCommandException ex)
+        {
+            return (WireStatus.ReceiveFailed, outcome.ReceiveError is { } writeError ? $"{ex.Message} ({writeError})" : ex.Message, Guid.Empty);
+        }
+        catch (IOException ex)
+        {
+            // Closing stdin of a receive that already exited.
+            return (WireStatus.ReceiveFailed, ex.Message, Guid.Empty);
+        }
+
+        var info = await _volumes.FindAsync(begin.SnapshotName, ct).ConfigureAwait(false);
+        if (info is null || info.ReceivedUuid != begin.SnapshotUuid || !info.IsReadOnly)
+        {
+            return (WireStatus.ReceiveFailed, $"btrfs receive finished but '{begin.SnapshotName}' is missing or its received UUID is not {begin.SnapshotUuid}", Guid.Empty);
+        }
+
+        session.MarkEnded();
+        _sessions.TryRemove(new KeyValuePair<string, ReceiveSession>(begin.SnapshotName, session));
+        await receive.DisposeAsync().ConfigureAwait(false);
+        session.Staging?.Delete();
+        session.SetEnded();
+        Log.Received(_logger, begin.SnapshotName, session.Bytes);
+        return (WireStatus.Ok, "received", info.Uuid);
+    }
+
+    /// <summary>The connection is gone: keep the session for the grace period (or end it at once when there is none).</summary>
+    private async Task DetachAsync(ReceiveSession session)
+    {
+        var grace = _options.ResumeGracePeriod;
+        if (grace <= TimeSpan.Zero || _disposed)
+        {
+            await EndSessionAsync(session, deleteStaging: false).ConfigureAwait(false);
+            return;
+        }
+
+        session.Detach(_time, grace, number => _ = ExpireAsync(session, number));
+        Log.Kept(_logger, session.Begin.SnapshotName, session.Fed, session.Bytes, grace);
+    }
+
+    private async Task ExpireAsync(ReceiveSession session, long detachment)
+    {
+        var gate = Gate(session.Begin.SnapshotName);
+        await gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (session.IsDetachedSince(detachment))
+            {
+                Log.Expired(_logger, session.Begin.SnapshotName, session.Fed, _options.ResumeGracePeriod);
+                await EndSessionAsync(session, deleteStaging: false).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is StorageException or IOException)
+        {
+            Log.CleanupFailed(_logger, session.Begin.SnapshotName, ex.Message);
         }
         finally
         {
-            if (!completed)
+            gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Ends a session that did not complete: kills btrfs receive, lets the staging writer finish what it holds
+    /// and flushes it (unless <paramref name="deleteStaging"/>), and removes the half-received subvolume.
+    /// The caller holds the stream's gate (or owns the session outright).
+    /// </summary>
+    private async Task EndSessionAsync(ReceiveSession session, bool deleteStaging)
+    {
+        if (session.IsEnded)
+        {
+            await session.Ended.ConfigureAwait(false);
+            return;
+        }
+
+        var name = session.Begin.SnapshotName;
+        session.MarkEnded();
+        _sessions.TryRemove(new KeyValuePair<string, ReceiveSession>(name, session));
+        try
+        {
+            session.Receive.Kill();
+            var outcome = await session.Pipeline.CompleteAsync(flush: session.Staging is not null && !deleteStaging).ConfigureAwait(false);
+            if (outcome.StagingError is { } stagingError)
             {
-                await RemovePartialAsync(receive, begin.SnapshotName).ConfigureAwait(false);
+                Log.StagingFailed(_logger, name, stagingError);
+            }
+
+            if (session.Staging is not null && !deleteStaging)
+            {
+                Log.Interrupted(_logger, name, outcome.Staged, outcome.Durable);
+            }
+
+            await RemovePartialAsync(session.Receive, name).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (deleteStaging)
+            {
+                session.Staging?.Delete();
             }
             else
             {
-                await receive.DisposeAsync().ConfigureAwait(false);
+                session.Staging?.Dispose();
+            }
+
+            session.SetEnded();
+        }
+    }
+
+    /// <summary>Ends every live session whose stream name contains <paramref name="marker"/> (all of them for an empty marker).</summary>
+    private async Task EndSessionsAsync(string marker, bool deleteStaging)
+    {
+        foreach (var (name, session) in _sessions.ToArray())
+        {
+            if (!name.Contains(marker, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var gate = Gate(name);
+            session.Supersede();
+            await gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                await EndSessionAsync(session, deleteStaging).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
             }
         }
     }
@@ -589,6 +850,7 @@ public sealed partial class VolumeReceiver
     private async Task CleanMoveAsync(Session session, bool deleteTarget, CancellationToken ct)
     {
         var marker = MoveMarker(session.MoveId!);
+        await EndSessionsAsync(marker, deleteStaging: true).ConfigureAwait(false);
         var list = await _volumes.ListAsync(ct).ConfigureAwait(false);
         var moveSnapshots = list.Where(s => s.Name.Contains(marker, StringComparison.Ordinal)).ToList();
         if (deleteTarget && list.FirstOrDefault(s => s.Name == session.Target) is { } target &&
@@ -656,8 +918,23 @@ public sealed partial class VolumeReceiver
         [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "Removing half-received subvolume {Name}")]
         public static partial void RemovingHalfReceived(ILogger logger, string name);
 
-        [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Resuming stream {Name} from chunk {Chunk}")]
+        [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Resuming stream {Name} from chunk {Chunk} (staged on disk)")]
         public static partial void Resuming(ILogger logger, string name, long chunk);
+
+        [LoggerMessage(EventId = 52, Level = LogLevel.Information, Message = "Stream {Name} lost its connection after {Chunks} verified chunks ({Bytes} bytes) fed to btrfs receive; the receive waits {Grace} for the sender to resume")]
+        public static partial void Kept(ILogger logger, string name, long chunks, long bytes, TimeSpan grace);
+
+        [LoggerMessage(EventId = 53, Level = LogLevel.Information, Message = "Resuming stream {Name} at chunk {Chunk} in its running receive ({Bytes} bytes not re-sent)")]
+        public static partial void ResumingLive(ILogger logger, string name, long chunk, long bytes);
+
+        [LoggerMessage(EventId = 54, Level = LogLevel.Warning, Message = "Stream {Name}: no resume within {Grace} after {Chunks} chunks; the receive is stopped and the half-received subvolume removed")]
+        public static partial void Expired(ILogger logger, string name, long chunks, TimeSpan grace);
+
+        [LoggerMessage(EventId = 55, Level = LogLevel.Information, Message = "Stream {Name}: a newer connection took over after {Chunks} chunks")]
+        public static partial void Superseded(ILogger logger, string name, long chunks);
+
+        [LoggerMessage(EventId = 56, Level = LogLevel.Warning, Message = "Stream {Name} was restarted by its sender with other bytes (another parent, chunk size or prefix); its running receive starts over from zero")]
+        public static partial void StreamChanged(ILogger logger, string name);
 
         [LoggerMessage(EventId = 43, Level = LogLevel.Warning, Message = "Chunk {Chunk} of {Name} failed its checksum")]
         public static partial void BadChunk(ILogger logger, string name, int chunk);

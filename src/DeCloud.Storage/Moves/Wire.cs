@@ -50,8 +50,11 @@ internal enum WireStatus : byte
 internal static class WireFormat
 {
     public const uint Magic = 0x4D534344; // "DCSM"
-    /// <summary>2: the verification manifest covers owners, modes and times (a v1 peer would compute another digest).</summary>
-    public const ushort Version = 2;
+    /// <summary>
+    /// 3: ResumeFrom past zero carries the sender's digest of the chunks before it (a receive that outlives its
+    /// connection refuses a resume of another stream). 2: the verification manifest covers owners, modes and times.
+    /// </summary>
+    public const ushort Version = 3;
     public const int HeaderSize = 8;
     public const int ChunkHeaderSize = 8 + 4 + 16;
     public const int ChunkDataOffset = HeaderSize + ChunkHeaderSize;

@@ -17,15 +17,29 @@ public sealed class MoveHarness : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accept;
     private readonly ConcurrentQueue<Task> _sessions = new();
+    private readonly Func<VolumeReceiver> _newReceiver;
 
-    public MoveHarness(BtrfsVolumes destination, VolumeReceiverOptions? options = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+    public MoveHarness(BtrfsVolumes destination, VolumeReceiverOptions? options = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
-        Receiver = new VolumeReceiver(destination, options, loggerFactory);
+        _newReceiver = () => new VolumeReceiver(destination, options, loggerFactory, timeProvider);
+        Receiver = _newReceiver();
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
 
-    public VolumeReceiver Receiver { get; }
+    /// <summary>The receiver serving new connections (replaced by <see cref="RestartReceiverAsync"/>).</summary>
+    public VolumeReceiver Receiver { get; private set; }
+
+    /// <summary>
+    /// The destination process restarts: the running receiver is disposed (its live receives end, staged
+    /// chunks stay on disk) and a new one with the same options serves the next connections.
+    /// </summary>
+    public async Task RestartReceiverAsync()
+    {
+        var old = Receiver;
+        Receiver = _newReceiver();
+        await old.DisposeAsync();
+    }
 
     /// <summary>Wraps the n-th client connection (0-based); null leaves it plain.</summary>
     public Func<int, Stream, Stream>? WrapClient { get; set; }
@@ -66,6 +80,7 @@ public sealed class MoveHarness : IAsyncDisposable
 
             client.NoDelay = true;
             var n = _accepted++;
+            var receiver = Receiver;
             _sessions.Enqueue(Task.Run(async () =>
             {
                 using var c = client;
@@ -78,7 +93,7 @@ public sealed class MoveHarness : IAsyncDisposable
 
                 try
                 {
-                    await Receiver.ServeAsync(stream, cts.Token);
+                    await receiver.ServeAsync(stream, cts.Token);
                 }
                 catch (Exception ex)
                 {
@@ -110,6 +125,7 @@ public sealed class MoveHarness : IAsyncDisposable
             await s.WaitAsync(TimeSpan.FromMinutes(1));
         }
 
+        await Receiver.DisposeAsync();
         _stop.Dispose();
     }
 }

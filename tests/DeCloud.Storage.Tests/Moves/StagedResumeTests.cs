@@ -7,10 +7,12 @@ using Microsoft.Extensions.Logging.Testing;
 namespace DeCloud.Storage.Tests.Moves;
 
 /// <summary>
-/// The pipelined receive path on real Btrfs: a connection lost at different points of a stream, a
-/// receiver interrupted while it replays its staged prefix, and a staged file damaged between two
-/// attempts. Every case must end with the data byte for byte on the destination, fewer bytes re-sent
-/// than a restart from zero, and nothing half received left behind.
+/// Durable staging (<see cref="VolumeReceiverOptions.StageChunks"/>) on real Btrfs: the destination
+/// process restarts after a connection is lost at different points of a stream (so the live receive is
+/// gone and only the staging file remains), a restarted receiver is stopped again while it replays its
+/// staged prefix, and a staged file is damaged between two attempts. Every case must end with the data
+/// byte for byte on the destination, fewer bytes re-sent than a restart from zero, and nothing half
+/// received left behind.
 /// </summary>
 public sealed class StagedResumeTests(BtrfsHosts hosts)
 {
@@ -28,7 +30,7 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         TreeData.WriteRandomFile(Path.Combine(vol.Path, "disk.raw"), DataBytes, 7);
         TreeData.WriteRandomFile(Path.Combine(vol.Path, "etc", "conf"), 1000, 8);
         var log = new FakeLogger();
-        var harness = new MoveHarness(dst, new VolumeReceiverOptions { StagingSyncBytes = 1 << 20 }, new SingleLoggerFactory(log));
+        var harness = new MoveHarness(dst, new VolumeReceiverOptions { StageChunks = true, StagingSyncBytes = 1 << 20 }, new SingleLoggerFactory(log));
         var sut = new VolumeMove(src, new VolumeMoveOptions { ChunkSize = Chunk, RetryDelay = TimeSpan.Zero, CatchUpRounds = 0 });
         return new Setup(src, dst, harness, sut, vol.Path, log);
     }
@@ -40,10 +42,30 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         Assert.Empty(Directory.GetFiles(s.Harness.Receiver.StagingPath));
     }
 
+    /// <summary>Connects; before the connection numbered <paramref name="restartBefore"/>, waits for the previous one to end and restarts the receiver.</summary>
+    private static Func<CancellationToken, ValueTask<Stream>> ConnectRestartingBefore(Setup s, int restartBefore, Func<Task>? afterRestart = null)
+    {
+        var connections = 0;
+        return async ct =>
+        {
+            if (connections++ == restartBefore)
+            {
+                await s.Harness.SessionEndedAsync(restartBefore - 1).Within(Bound);
+                await s.Harness.RestartReceiverAsync().Within(Bound);
+                if (afterRestart is not null)
+                {
+                    await afterRestart();
+                }
+            }
+
+            return await s.Harness.ConnectAsync(ct);
+        };
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public async Task MoveAsync_ConnectionLostMidChunkOrBetweenChunks_ResumesAfterTheWholeChunksReceived(bool midChunk)
+    public async Task MoveAsync_ConnectionLostMidChunkOrBetweenChunksThenReceiverRestarts_ResumesAfterTheWholeChunksReceived(bool midChunk)
     {
         var s = await CreateSut();
         await using var _ = s.Harness;
@@ -51,7 +73,7 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         s.Harness.WrapClient = (n, stream) => n == 0 ? new FaultStream(stream, breakAfterBytes: 24L * ChunkFrame + (ChunkFrame / 2), tear: midChunk) : stream;
         var expected = TreeData.Hashes(s.SourcePath);
 
-        var result = await s.Sut.MoveAsync("proj", s.Harness.ConnectAsync).Within(Bound);
+        var result = await s.Sut.MoveAsync("proj", ConnectRestartingBefore(s, 1)).Within(Bound);
         await s.Harness.DrainAsync();
 
         await AssertMovedAndClean(s, expected);
@@ -61,7 +83,7 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         Assert.True(s.Harness.ClientStreams[1].Written < DataBytes - result.ResumedBytes + (1 << 20), $"second connection wrote {s.Harness.ClientStreams[1].Written}");
         var cause = Assert.IsType<TransferException>(Assert.Single(s.Harness.ServerErrors));
         Assert.Equal(midChunk ? TransferFailure.Truncated : TransferFailure.PeerDisconnected, cause.Reason);
-        // The interrupted stream flushed every verified chunk before giving up the connection.
+        // The stopping receiver flushed every verified chunk of the interrupted stream before it let go.
         Assert.Contains(s.Log.Collector.GetSnapshot(), r => r.Id.Id == 50 && r.Message.Contains($"{result.ResumedBytes / Chunk} verified chunks staged for a resume ({result.ResumedBytes / Chunk} flushed to disk)", StringComparison.Ordinal));
     }
 
@@ -83,7 +105,7 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         };
         var replays = 0;
         var stoppedDuringReplay = false;
-        s.Harness.Receiver.ReplayHook = async (_, index, _) =>
+        var replayHook = async ValueTask (string _, int index, CancellationToken _) =>
         {
             if (index == 10 && replays++ == 0)
             {
@@ -92,9 +114,14 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
                 await secondSession!.CancelAsync();
             }
         };
+
         var expected = TreeData.Hashes(s.SourcePath);
 
-        var result = await s.Sut.MoveAsync("proj", s.Harness.ConnectAsync).Within(Bound);
+        var result = await s.Sut.MoveAsync("proj", ConnectRestartingBefore(s, 1, () =>
+        {
+            s.Harness.Receiver.ReplayHook = replayHook;
+            return Task.CompletedTask;
+        })).Within(Bound);
         await s.Harness.DrainAsync();
 
         Assert.True(stoppedDuringReplay);
@@ -113,27 +140,19 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         var s = await CreateSut();
         await using var _ = s.Harness;
         s.Harness.WrapClient = (n, stream) => n == 0 ? new FaultStream(stream, breakAfterBytes: 24L * ChunkFrame) : stream;
-        var connections = 0;
-        async ValueTask<Stream> ConnectAsync(CancellationToken ct)
+        // Between the two attempts the destination restarts and a byte of staged chunk 10 rots on its disk.
+        var connect = ConnectRestartingBefore(s, 1, async () =>
         {
-            if (connections++ == 1)
-            {
-                // Between the two attempts, a byte of staged chunk 10 rots on the destination's disk.
-                await s.Harness.SessionEndedAsync(0).Within(Bound);
-                var file = Assert.Single(Directory.GetFiles(s.Harness.Receiver.StagingPath, "*.stage"));
-                await using var f = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
-                f.Position = StagingFile.Block + (10 * StagingFile.RecordLength(Chunk)) + StagingFile.Block + 1000;
-                var b = f.ReadByte();
-                f.Position -= 1;
-                f.WriteByte((byte)(b ^ 0x40));
-            }
-
-            return await s.Harness.ConnectAsync(ct);
-        }
-
+            var file = Assert.Single(Directory.GetFiles(s.Harness.Receiver.StagingPath, "*.stage"));
+            await using var f = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+            f.Position = StagingFile.Block + (10 * StagingFile.RecordLength(Chunk)) + StagingFile.Block + 1000;
+            var b = f.ReadByte();
+            f.Position -= 1;
+            f.WriteByte((byte)(b ^ 0x40));
+        });
         var expected = TreeData.Hashes(s.SourcePath);
 
-        var result = await s.Sut.MoveAsync("proj", ConnectAsync).Within(Bound);
+        var result = await s.Sut.MoveAsync("proj", connect).Within(Bound);
         await s.Harness.DrainAsync();
 
         await AssertMovedAndClean(s, expected);
@@ -144,19 +163,5 @@ public sealed class StagedResumeTests(BtrfsHosts hosts)
         Assert.Contains("Staged chunk 10 of proj@move-", discard.Message, StringComparison.Ordinal);
         Assert.Contains("its data fails its checksum", discard.Message, StringComparison.Ordinal);
         Assert.Contains("will be fetched again", discard.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>Every logger the receiver asks for is the one fake logger.</summary>
-    private sealed class SingleLoggerFactory(FakeLogger logger) : ILoggerFactory
-    {
-        public ILogger CreateLogger(string categoryName) => logger;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public void Dispose()
-        {
-        }
     }
 }
