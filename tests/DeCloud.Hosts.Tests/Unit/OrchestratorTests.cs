@@ -112,7 +112,9 @@ public sealed class OrchestratorTests : IAsyncDisposable
         var reopened = await _stores.OpenAsync(Path.Combine(_dir, "orchestrator.db"), _time, placement, Options);
         Assert.Equal(vm.Id, reopened.GetVm(vm.Id)!.Id);
         Assert.Single(reopened.PendingCommands(node));
-        Assert.NotNull(reopened.GetNode(node));
+        // The node comes back from the registry's tables in the same file, hardware and agent details included.
+        var recovered = reopened.GetNode(node)!;
+        Assert.Equal(("AMD EPYC 7443P", "m1"), (recovered.Registry!.Registration.Hardware.CpuModel, recovered.MachineId));
 
         // Core's inventory is rebuilt: the node (offline, as stored) with the VM's exact allocation.
         var usage = placement.Inventory.GetUsage(node);
