@@ -56,7 +56,7 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         }, "both agents to register", ct).ConfigureAwait(false);
         var natNode = nodes.Single(n => n.BehindNat);
         var publicNode = nodes.Single(n => !n.BehindNat);
-        await Step($"public agent registered as node {Table.Short(publicNode.Id)} ({publicNode.ComputePoints} points, operator {publicNode.Operator})").ConfigureAwait(false);
+        await Step($"public agent registered as node {Table.Short(publicNode.Id)} ({publicNode.ComputePoints} points from its benchmark on {publicNode.CpuCores} x {publicNode.CpuModel}, operator {publicNode.Operator})").ConfigureAwait(false);
         await Step($"NAT'd agent registered as node {Table.Short(natNode.Id)} over its outbound stream ({natNode.ComputePoints} points)").ConfigureAwait(false);
 
         // 3. A user signs in with a fresh wallet (Sign-In with Ethereum).
