@@ -102,7 +102,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         port = await WaitAsync(async () =>
         {
             var ports = await client.ListPortsAsync(vmForPort.Id, ct).ConfigureAwait(false);
-            var p = ports.Single(x => x.PublicPort == port.PublicPort);
+            // By target: when the asked-for port was taken on the relay host, the listing shows the port the relay bound.
+            var p = ports.Single(x => x.TargetPort == echoPort);
             return p.State == "open" ? p : null;
         }, $"public port {port.PublicPort} to open", ct).ConfigureAwait(false);
         await Step(port.ViaRelayNodeId is { } relay
