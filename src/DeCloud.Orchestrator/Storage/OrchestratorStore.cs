@@ -135,6 +135,9 @@ internal sealed class OrchestratorStore
     /// <summary>The node registry the store reads nodes from.</summary>
     public NodeRegistry Registry => _registry;
 
+    /// <summary>The orchestrator's migration scripts in order (tests replay a prefix to build an older database).</summary>
+    internal static IReadOnlyList<string> MigrationScripts => Migrations;
+
     /// <summary>Applies the orchestrator's migrations (idempotent); they must run before Core's stores migrate the same file.</summary>
     public static void Migrate(SqliteDatabase db) => db.Migrate("orchestrator", Migrations);
 

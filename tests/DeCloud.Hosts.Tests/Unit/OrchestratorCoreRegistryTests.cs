@@ -9,6 +9,7 @@ using DeCloud.Orchestrator.Storage;
 using DeCloud.Protocol;
 using DeCloud.Protocol.V1;
 using DeCloud.Testing;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
@@ -197,5 +198,56 @@ public sealed class OrchestratorCoreRegistryTests : IAsyncDisposable
     {
         r.Signature = new EthereumMessageSigner().EncodeUTF8AndSign(RegistrationText.For(r), _key);
         return r;
+    }
+}
+
+/// <summary>An orchestrator.db from before nodes moved to Core's registry is migrated without losing agent, VM or command rows.</summary>
+public sealed class OrchestratorCoreMigrationTests : IAsyncDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("dh9c-migrate-").FullName;
+    private readonly OrchestratorCoreStores _stores = new();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stores.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Migrate_DatabaseOfTheOldSchema_AgentRowsVmsAndPendingCommandsKeptCoreTablesCreated()
+    {
+        var path = Path.Combine(_dir, "orchestrator.db");
+        var node = NodeId.FromMachine("old", OrchestratorCoreStores.Wallet);
+        var vm = VmId.New();
+        var old = new DeCloud.Core.Sqlite.SqliteDatabase(path);
+        old.Migrate("orchestrator", OrchestratorStore.MigrationScripts.Take(3).ToArray());
+        using (var c = old.Open())
+        using (var cmd = c.CreateCommand())
+        {
+            var payload = Convert.ToHexString(new Command { CommandId = "c-old", Sequence = 6, CreateVm = new CreateVm { VmId = vm.ToString() } }.ToByteArray());
+            cmd.CommandText = $$"""
+                INSERT INTO nodes (id, operator, machine_id, region, tags, architecture, behind_nat, public_host, relay_capable, relay_endpoint,
+                    cap_cp, cap_mem, cap_storage, cap_gpus, online, registered_at, last_seen, next_seq, relay_node_id)
+                VALUES ('{{node}}', '{{OrchestratorCoreStores.Wallet.ToLowerHex()}}', 'old', 'default', '', 'x86_64', 0, '127.0.0.1', 1, '127.0.0.1:7835',
+                    8, 8192, 100, 0, 1, 0, 0, 7, NULL);
+                INSERT INTO vms (id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at)
+                VALUES ('{{vm}}', '{{OrchestratorCoreStores.Wallet.ToLowerHex()}}', 'kept', '{{node}}', 1, 256, 1, 0, 'Standard', 'Standard', 'Provisioning', 'unknown', NULL, '{}', 0, 0);
+                INSERT INTO commands (command_id, node_id, seq, kind, vm_id, payload, status, created_at)
+                VALUES ('c-old', '{{node}}', 6, 'CreateVm', '{{vm}}', x'{{payload}}', 'pending', 0);
+                INSERT INTO node_online (node_id, since, until) VALUES ('{{node}}', 0, NULL);
+                """;
+            cmd.ExecuteNonQuery();
+        }
+
+        var store = await _stores.OpenAsync(path, new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddDays(1)));
+
+        Assert.Equal("kept", store.GetVm(vm)!.Name);
+        Assert.Equal("c-old", Assert.Single(store.PendingCommands(node)).CommandId);
+        // The node is unknown to the registry until its agent registers again; its agent row (relay role, sequence) is kept.
+        Assert.Null(store.GetNode(node));
+        await OrchestratorCoreStores.RegisterAsync(store, "old", relayCapable: false);
+        Assert.Equal("old", store.GetNode(node)!.MachineId);
+        var next = store.EnqueueCommand(node, null, seq => new Command { CommandId = "c-new", Sequence = seq }, DateTimeOffset.UnixEpoch);
+        Assert.Equal(7UL, next.Sequence);
     }
 }
