@@ -34,6 +34,15 @@ public sealed class AgentOptions
     public string PublicHost { get; set; } = "127.0.0.1";
 
     /// <summary>
+    /// The TCP port at <see cref="PublicHost"/> where clients reach a public node (its SSH gateway by default);
+    /// registered with the host as the node's public endpoint <c>host:port</c>. Default 22.
+    /// </summary>
+    public int PublicPort { get; set; } = 22;
+
+    /// <summary>The operator's prices, sent with every registration (optional).</summary>
+    public AgentPricingOptions Pricing { get; } = new();
+
+    /// <summary>
     /// How a public node forwards its public ports: <c>auto</c> (kernel DNAT through iptables when running as root with
     /// iptables installed, else the user-space forwarder), <c>dnat</c> (always kernel DNAT; fails when iptables fails) or
     /// <c>userspace</c> (the agent copies bytes itself; no root needed). Loopback targets always use user space in
@@ -202,6 +211,13 @@ public sealed class AgentOptions
         {
             errors.Add($"{nameof(MoveListenPort)} {MoveListenPort} must be -1 (none), 0 (any) or 1-65535.");
         }
+
+        if (PublicPort is < 1 or > 65535)
+        {
+            errors.Add($"{nameof(PublicPort)} {PublicPort} must be 1-65535.");
+        }
+
+        Pricing.Validate(errors);
 
         if (RelayCapable && BehindNat)
         {

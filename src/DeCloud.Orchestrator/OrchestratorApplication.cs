@@ -1,4 +1,8 @@
 using System.Net;
+using DeCloud.Core;
+using DeCloud.Core.Lifecycle;
+using DeCloud.Core.Registry;
+using DeCloud.Core.Scheduling;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator.Agents;
 using DeCloud.Orchestrator.Api;
@@ -54,13 +58,15 @@ public static class OrchestratorServiceCollectionExtensions
         services.TryAddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         Security.OrchestratorSecurity.Add(services);
-        services.TryAddSingleton(sp => new OrchestratorStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<NodePlacement>()));
+        AddCore(services);
+        services.TryAddSingleton(sp => new OrchestratorStore(
+            sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<NodeRegistry>(), sp.GetRequiredService<NodePlacement>()));
         services.TryAddSingleton(sp => new NodePlacement(sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
         services.TryAddSingleton<AgentSessions>();
         services.TryAddSingleton<RelayAssigner>();
         services.TryAddSingleton<OrchestratorMetrics>();
         services.TryAddSingleton<VmService>();
-        services.AddHostedService<HeartbeatMonitor>();
+        services.TryAddSingleton<NodeReputation>();
         services.AddHostedService<StartupRecovery>();
         services.AddGrpc(o =>
         {
@@ -75,6 +81,38 @@ public static class OrchestratorServiceCollectionExtensions
             .AddPrometheusExporter());
         Billing.OrchestratorBillingRegistration.AddOrchestratorBilling(services);
         return new OrchestratorBuilder(services);
+    }
+
+    /// <summary>
+    /// Core's control plane on the orchestrator's one SQLite file: the node registry (heartbeats, health monitor,
+    /// reputation) with its heartbeat timing from <see cref="OrchestratorOptions"/>, observed by the scheduler's
+    /// inventory and the agent sessions. The orchestrator's migrations run before Core's stores create their tables.
+    /// </summary>
+    private static void AddCore(IServiceCollection services)
+    {
+        services.TryAddSingleton<INodeStore>(sp =>
+        {
+            var db = sp.GetRequiredService<SqliteDatabase>();
+            OrchestratorStore.Migrate(db);
+            return new SqliteNodeStore(db);
+        });
+        services.TryAddSingleton<IVmStore>(sp =>
+        {
+            var db = sp.GetRequiredService<SqliteDatabase>();
+            OrchestratorStore.Migrate(db);
+            return new SqliteVmStore(db);
+        });
+        services.AddOptions<DeCloudCoreOptions>().Configure<IOptions<OrchestratorOptions>>((core, orchestrator) =>
+        {
+            var o = orchestrator.Value;
+            core.DatabasePath = Path.Combine(o.DataDirectory, "orchestrator.db");
+            core.Registry.HeartbeatInterval = o.HeartbeatInterval;
+            core.Registry.OfflineAfter = o.OfflineAfter;
+            core.Registry.CheckInterval = o.OfflineAfter / 4;
+        });
+        services.AddDeCloudCore()
+            .AddNodeRegistryObserver<NodeStatusObserver>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INodeRegistryObserver, NodeInventorySync>(sp => sp.GetRequiredService<NodePlacement>().Sync));
     }
 
     /// <summary>
@@ -185,14 +223,14 @@ internal sealed class OrchestratorOptionsValidator : IValidateOptions<Orchestrat
     }
 }
 
-/// <summary>At start no agent is connected: every node is offline until it dials in again. Pending commands stay queued.</summary>
+/// <summary>
+/// At start: loads the node registry and rebuilds placement from it and the stored VMs. Nodes keep their stored status;
+/// the registry's health monitor marks those that do not dial in again within <c>OfflineAfter</c> offline (the time the
+/// orchestrator was down is not held against them). Pending commands stay queued.
+/// </summary>
 internal sealed class StartupRecovery(OrchestratorStore store) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        store.MarkAllOffline();
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(CancellationToken cancellationToken) => store.InitializeAsync(cancellationToken);
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
@@ -204,7 +242,7 @@ internal sealed class StoreHealthCheck(OrchestratorStore store) : IHealthCheck
     {
         try
         {
-            _ = store.ListNodes();
+            store.Ping();
             return Task.FromResult(HealthCheckResult.Healthy());
         }
         catch (Microsoft.Data.Sqlite.SqliteException ex)

@@ -160,6 +160,10 @@ internal sealed class SimulatedAgent : IDisposable
                 IssuedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
                 Nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)),
                 Capacity = new Capacity { ComputePoints = points, MemoryMib = 1024L * 1024, StorageGib = 65536 },
+                CpuCores = 64,
+                CpuModel = "simulated bench CPU",
+                BenchmarkScore = points * ComputePointNormalizer.Default.BaselineScorePerPoint,
+                PublicEndpoint = "127.0.0.1:22",
             };
             r.Signature = new EthereumMessageSigner().EncodeUTF8AndSign(RegistrationText.For(r), key);
             await SendAsync(new AgentMessage { Register = r }, ct);

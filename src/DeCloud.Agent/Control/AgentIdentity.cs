@@ -40,7 +40,7 @@ internal sealed class AgentIdentity
     public NodeId NodeId { get; }
 
     /// <summary>A fresh, signed registration.</summary>
-    public Register CreateRegister(AgentOptions o, Capacity capacity, ulong lastExecutedSequence, string relayEndpoint, DateTimeOffset now)
+    public Register CreateRegister(AgentOptions o, Capacity capacity, AgentHardware hardware, ulong lastExecutedSequence, string relayEndpoint, DateTimeOffset now)
     {
         var r = new Register
         {
@@ -58,11 +58,30 @@ internal sealed class AgentIdentity
             LastExecutedSequence = lastExecutedSequence,
             RelayCapable = o.RelayCapable,
             RelayEndpoint = o.RelayCapable ? relayEndpoint : string.Empty,
+            CpuCores = hardware.CpuCores,
+            CpuModel = hardware.CpuModel,
+            BenchmarkScore = hardware.BenchmarkScore,
+            PublicEndpoint = o.BehindNat ? string.Empty : PublicEndpoint(o.PublicHost, o.PublicPort),
         };
+        if (o.Pricing.IsSet)
+        {
+            r.Pricing = new RegisterPricing
+            {
+                ComputePointHour = AgentPricingOptions.Text(o.Pricing.ComputePointHour),
+                MemoryGibHour = AgentPricingOptions.Text(o.Pricing.MemoryGiBHour),
+                StorageGibHour = AgentPricingOptions.Text(o.Pricing.StorageGiBHour),
+                GpuHour = AgentPricingOptions.Text(o.Pricing.GpuHour),
+            };
+        }
+
         r.Tags.Add(o.Tags);
         r.Signature = _signer.EncodeUTF8AndSign(RegistrationText.For(r), _key);
         return r;
     }
+
+    /// <summary><c>host:port</c>, with an IPv6 host in brackets.</summary>
+    internal static string PublicEndpoint(string host, int port) =>
+        (host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host) + ":" + port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static string ReadKeyFile(string path)
     {

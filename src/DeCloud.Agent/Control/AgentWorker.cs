@@ -34,6 +34,7 @@ internal sealed class AgentWorker(
 {
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly UsageReporter _usage = new(state, time);
+    private AgentHardware _hardware = AgentHardware.Detect(0);
 
     public override void Dispose()
     {
@@ -115,7 +116,7 @@ internal sealed class AgentWorker(
         var o = options.Value;
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var call = client.Connect(cancellationToken: streamCts.Token);
-        await SendAsync(call.RequestStream, new AgentMessage { Register = identity.CreateRegister(o, capacity, state.LastExecutedSequence(), relay.Endpoint, time.GetUtcNow()) }, streamCts.Token).ConfigureAwait(false);
+        await SendAsync(call.RequestStream, new AgentMessage { Register = identity.CreateRegister(o, capacity, _hardware, state.LastExecutedSequence(), relay.Endpoint, time.GetUtcNow()) }, streamCts.Token).ConfigureAwait(false);
 
         if (!await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false)
             || call.ResponseStream.Current.BodyCase != OrchestratorMessage.BodyOneofCase.Registered)
@@ -281,6 +282,11 @@ internal sealed class AgentWorker(
         }
 
         status.ComputePoints = points;
+        // The registry derives compute points from the score: send the measured score, and never less than the advertised
+        // points are worth (configured points, or the one point a slow machine is rounded up to).
+        // Configured points are declared as exactly their worth.
+        var score = o.ComputePoints == 0 && double.TryParse(state.GetFact("compute_score"), NumberStyles.Float, CultureInfo.InvariantCulture, out var measured) ? measured : 0;
+        _hardware = AgentHardware.Detect(Math.Max(score, points * ComputePointNormalizer.Default.BaselineScorePerPoint));
         return new Capacity
         {
             ComputePoints = points,

@@ -11,7 +11,9 @@ internal sealed record VmInfo(string Id, string Name, string NodeId, string Stat
 
 /// <summary>A node as the orchestrator's API returns it.</summary>
 internal sealed record NodeInfo(string Id, string Operator, string Region, string[] Tags, string Architecture, bool BehindNat, bool RelayCapable,
-    string? RelayNodeId, bool Online, int ComputePoints, long MemoryMiB, long StorageGiB, int Gpus, int UsedComputePoints, long UsedMemoryMiB, DateTimeOffset LastSeen);
+    string? RelayNodeId, bool Online, int ComputePoints, long MemoryMiB, long StorageGiB, int Gpus, int UsedComputePoints, long UsedMemoryMiB, DateTimeOffset LastSeen,
+    int? CpuCores = null, string? CpuModel = null, double? BenchmarkScore = null, string? PublicEndpoint = null, double? Uptime = null, long? VmsHosted = null,
+    long? VmsCompletedCleanly = null);
 
 /// <summary>A public port as the orchestrator's API returns it.</summary>
 internal sealed record PortInfo(string VmId, string Host, int PublicPort, int TargetPort, string Protocol, string NodeId, string? ViaRelayNodeId, string State);

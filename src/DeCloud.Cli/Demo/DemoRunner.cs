@@ -56,7 +56,7 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         }, "both agents to register", ct).ConfigureAwait(false);
         var natNode = nodes.Single(n => n.BehindNat);
         var publicNode = nodes.Single(n => !n.BehindNat);
-        await Step($"public agent registered as node {Table.Short(publicNode.Id)} ({publicNode.ComputePoints} points, operator {publicNode.Operator})").ConfigureAwait(false);
+        await Step($"public agent registered as node {Table.Short(publicNode.Id)} ({publicNode.ComputePoints} points from its benchmark on {publicNode.CpuCores} x {publicNode.CpuModel}, operator {publicNode.Operator})").ConfigureAwait(false);
         await Step($"NAT'd agent registered as node {Table.Short(natNode.Id)} over its outbound stream ({natNode.ComputePoints} points)").ConfigureAwait(false);
 
         // 3. A user signs in with a fresh wallet (Sign-In with Ethereum).
@@ -102,7 +102,8 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
         port = await WaitAsync(async () =>
         {
             var ports = await client.ListPortsAsync(vmForPort.Id, ct).ConfigureAwait(false);
-            var p = ports.Single(x => x.PublicPort == port.PublicPort);
+            // By target: when the asked-for port was taken on the relay host, the listing shows the port the relay bound.
+            var p = ports.Single(x => x.TargetPort == echoPort);
             return p.State == "open" ? p : null;
         }, $"public port {port.PublicPort} to open", ct).ConfigureAwait(false);
         await Step(port.ViaRelayNodeId is { } relay

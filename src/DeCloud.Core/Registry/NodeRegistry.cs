@@ -321,6 +321,34 @@ public sealed class NodeRegistry : IAsyncDisposable
         return _nodes.Values.Select(e => ToRecord(e, now)).OrderBy(n => n.Id.Value, StringComparer.Ordinal).ToArray();
     }
 
+    /// <summary>
+    /// The node from memory, without waiting, or null when it is not registered. For hosts whose callers are
+    /// synchronous; <see cref="InitializeAsync"/> must have completed (else <see cref="InvalidOperationException"/>).
+    /// </summary>
+    public NodeRecord? Find(NodeId nodeId)
+    {
+        ThrowIfNotLoaded();
+        return _nodes.TryGetValue(nodeId, out var entry) ? ToRecord(entry, _time.GetUtcNowMs()) : null;
+    }
+
+    /// <summary>
+    /// Every registered node from memory, ordered by id, without waiting. <see cref="InitializeAsync"/> must
+    /// have completed (else <see cref="InvalidOperationException"/>).
+    /// </summary>
+    public IReadOnlyList<NodeRecord> Snapshot()
+    {
+        ThrowIfNotLoaded();
+        var now = _time.GetUtcNowMs();
+        var list = new List<NodeRecord>(_nodes.Count);
+        foreach (var entry in _nodes.Values)
+        {
+            list.Add(ToRecord(entry, now));
+        }
+
+        list.Sort(static (a, b) => string.CompareOrdinal(a.Id.Value, b.Id.Value));
+        return list;
+    }
+
     /// <summary>Searches nodes; throws <see cref="DeCloudValidationException"/> for a bad query.</summary>
     public async Task<IReadOnlyList<NodeRecord>> SearchAsync(NodeSearchQuery query, CancellationToken cancellationToken = default)
     {
@@ -386,6 +414,14 @@ public sealed class NodeRegistry : IAsyncDisposable
         await _writer.DisposeAsync().ConfigureAwait(false);
         _registrations.Dispose();
         _loadGate.Dispose();
+    }
+
+    private void ThrowIfNotLoaded()
+    {
+        if (!_loaded)
+        {
+            throw new InvalidOperationException("The node registry is not loaded yet; await InitializeAsync first.");
+        }
     }
 
     private async Task<bool> IncrementAsync(NodeId nodeId, NodeCounter counter, string idempotencyKey, CancellationToken cancellationToken)

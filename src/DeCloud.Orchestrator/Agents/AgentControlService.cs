@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using DeCloud.Core.Model;
+using DeCloud.Core.Registry;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Protocol.V1;
 using Grpc.Core;
@@ -18,13 +19,15 @@ internal sealed class AgentControlService(
     AgentSessions sessions,
     RelayAssigner relays,
     Billing.IUsageSink usage,
+    Billing.INodePricingSource pricing,
+    NodeReputation reputation,
     OrchestratorMetrics metrics,
     IOptions<OrchestratorOptions> options,
     TimeProvider time,
     ILogger<AgentControlService> logger) : AgentControl.AgentControlBase
 {
     private const int MaxBadMessages = 10;
-    private readonly RegistrationVerifier _verifier = new(time, options.Value.RegistrationClockSkew);
+    private readonly RegistrationVerifier _verifier = new(time, options.Value.RegistrationClockSkew, store.Registry.Options.BaselineScorePerPoint);
 
     public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<OrchestratorMessage> responseStream, ServerCallContext context)
     {
@@ -48,15 +51,17 @@ internal sealed class AgentControlService(
         }
 
         var register = requestStream.Current.Register;
-        var (node, error) = _verifier.Verify(register);
-        if (node is null)
+        var (verified, error) = _verifier.Verify(register);
+        var (prices, pricingError) = verified is null ? (null, null) : pricing.Resolve(verified.Registration.NodeId, verified.OfferedPricing);
+        if (verified is null || prices is null)
         {
-            Log.RegistrationRejected(logger, error!);
+            error ??= pricingError!;
+            Log.RegistrationRejected(logger, error);
             metrics.Registrations.Add(1, new KeyValuePair<string, object?>("outcome", "rejected"));
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "Registration rejected: " + error));
+            throw new RpcException(new Status(verified is null ? StatusCode.Unauthenticated : StatusCode.InvalidArgument, "Registration rejected: " + error));
         }
 
-        store.UpsertNode(node);
+        var node = await store.RegisterNodeAsync(verified.Registration with { Pricing = prices }, verified.Agent, ct).ConfigureAwait(false);
         metrics.Registrations.Add(1, new KeyValuePair<string, object?>("outcome", "accepted"));
         Log.NodeRegistered(logger, node.Id.Value, node.Operator.ToString(), node.Capacity.ComputePoints, node.BehindNat);
 
@@ -91,7 +96,8 @@ internal sealed class AgentControlService(
             metrics.AgentsConnected.Add(-1);
             if (sessions.Detach(session))
             {
-                store.MarkOffline(node.Id);
+                // The registry's health monitor marks the node offline once its heartbeats are overdue: a reconnect within
+                // OfflineAfter keeps it online, and its pending commands are re-sent then.
                 Log.NodeDisconnected(logger, node.Id.Value);
             }
 
@@ -118,10 +124,10 @@ internal sealed class AgentControlService(
                 switch (m.BodyCase)
                 {
                     case AgentMessage.BodyOneofCase.Heartbeat:
-                        problem = OnHeartbeat(node, m.Heartbeat);
+                        problem = await OnHeartbeatAsync(node, m.Heartbeat, session.Ended).ConfigureAwait(false);
                         break;
                     case AgentMessage.BodyOneofCase.Ack:
-                        problem = OnAck(node, m.Ack);
+                        problem = await OnAckAsync(node, m.Ack, session.Ended).ConfigureAwait(false);
                         break;
                     case AgentMessage.BodyOneofCase.Register:
                         problem = "Register is only valid as the first message of a stream.";
@@ -153,30 +159,43 @@ internal sealed class AgentControlService(
         }
     }
 
-    private string? OnHeartbeat(NodeId node, Heartbeat hb)
+    private async Task<string?> OnHeartbeatAsync(NodeId node, Heartbeat hb, CancellationToken ct)
     {
         var u = hb.Used ?? new Capacity();
-        if (u.ComputePoints < 0 || u.MemoryMib < 0 || u.StorageGib < 0 || hb.Vms.Count > 10_000)
+        if (u.ComputePoints < 0 || u.MemoryMib < 0 || u.StorageGib < 0 || u.Gpus < 0 || hb.Vms.Count > NodeHeartbeat.MaxVms)
         {
             return "heartbeat has negative resource use or too many VMs.";
         }
 
-        store.RecordHeartbeat(node, new Resources(u.ComputePoints, u.MemoryMib, u.StorageGib, u.Gpus), hb.Vms, time.GetUtcNow());
+        try
+        {
+            await store.RecordHeartbeatAsync(node, new Resources(u.ComputePoints, u.MemoryMib, u.StorageGib, u.Gpus), hb.Vms, time.GetUtcNow(), ct).ConfigureAwait(false);
+        }
+        catch (DeCloudValidationException ex)
+        {
+            return "heartbeat rejected: " + ex.Message;
+        }
+
         metrics.Heartbeats.Add(1);
         return usage.OnHeartbeat(node, hb);
     }
 
-    private string? OnAck(NodeId node, CommandAck ack)
+    private async Task<string?> OnAckAsync(NodeId node, CommandAck ack, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(ack.CommandId) || ack.CommandId.Length > 64)
         {
             return "ack has no valid command_id.";
         }
 
-        if (store.ApplyAck(node, ack, time.GetUtcNow()))
+        if (store.ApplyAck(node, ack, time.GetUtcNow(), out var change))
         {
             metrics.Acks.Add(1, new KeyValuePair<string, object?>("status", ack.Status.ToString()));
             Log.CommandAcked(logger, ack.CommandId, "-", node.Value, ack.Status.ToString(), ack.Error);
+            if (change is { } c)
+            {
+                // Not cancelled with the stream: the ack is stored, so its count must be too.
+                await reputation.RecordAsync(c, CancellationToken.None).ConfigureAwait(false);
+            }
         }
 
         return null;

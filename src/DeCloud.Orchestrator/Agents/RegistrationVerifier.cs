@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using DeCloud.Core.Model;
+using DeCloud.Core.Registry;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Protocol;
 using DeCloud.Protocol.V1;
@@ -12,13 +14,18 @@ namespace DeCloud.Orchestrator.Agents;
 /// operator wallet, an issue time within the allowed skew, an unused nonce, and an EIP-191 signature by
 /// the operator wallet over <see cref="RegistrationText"/>.
 /// </summary>
-internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew)
+/// <summary>A registration that passed every check: the registry's registration (its pricing is what the agent offered,
+/// or zero), the offered prices, and the agent details the registry does not hold.</summary>
+internal sealed record VerifiedRegistration(NodeRegistration Registration, NodePricing? OfferedPricing, AgentDetails Agent);
+
+internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew, double baselineScorePerPoint)
 {
+    private readonly double _baselineScorePerPoint = baselineScorePerPoint;
     private readonly ConcurrentDictionary<string, long> _seenNonces = new(StringComparer.Ordinal);
     private readonly EthereumMessageSigner _signer = new();
 
     /// <summary>The verified registration, or an error naming the bad field.</summary>
-    public (NodeRecord? Node, string? Error) Verify(Register r)
+    public (VerifiedRegistration? Node, string? Error) Verify(Register r)
     {
         if (!WalletAddress.TryParse(r.OperatorWallet, out var wallet, out var walletError))
         {
@@ -51,18 +58,41 @@ internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew
             return (null, "capacity is missing.");
         }
 
-        Resources capacity;
-        string region;
-        IReadOnlySet<string> tags;
-        string arch;
+        NodeRegistration registration;
+        NodePricing? offered;
         try
         {
             var c = r.Capacity;
-            capacity = new Resources(c.ComputePoints, c.MemoryMib, c.StorageGib, c.Gpus, string.IsNullOrEmpty(c.GpuModel) ? null : c.GpuModel);
+            var capacity = new Resources(c.ComputePoints, c.MemoryMib, c.StorageGib, c.Gpus, string.IsNullOrEmpty(c.GpuModel) ? null : c.GpuModel);
             capacity.ValidateCapacity();
-            region = Labels.Region(string.IsNullOrEmpty(r.Region) ? "default" : r.Region);
-            tags = Labels.Tags(r.Tags);
-            arch = CpuArchitectures.Parse(string.IsNullOrEmpty(r.Architecture) ? "x86_64" : r.Architecture).ToName();
+            if (r.BenchmarkScore < 0 || !double.IsFinite(r.BenchmarkScore))
+            {
+                return (null, $"benchmark_score {r.BenchmarkScore} must be a non-negative finite number.");
+            }
+
+            // An agent that sends no score declares its compute points; the registry derives points from the score.
+            var score = r.BenchmarkScore > 0 ? r.BenchmarkScore : capacity.ComputePoints * _baselineScorePerPoint;
+            offered = null;
+            if (r.Pricing is { } p)
+            {
+                var (parsed, pricingError) = ParsePricing(p);
+                if (parsed is null)
+                {
+                    return (null, pricingError);
+                }
+
+                offered = parsed;
+            }
+
+            var gpus = capacity.Gpus > 0 ? Enumerable.Repeat(capacity.GpuModel ?? "gpu", capacity.Gpus).ToArray() : [];
+            registration = new NodeRegistration(
+                nodeId, wallet, new NodeHardware(r.CpuCores, r.CpuModel ?? string.Empty, score, capacity.MemoryMiB, capacity.StorageGiB, gpus),
+                CpuArchitectures.Parse(string.IsNullOrEmpty(r.Architecture) ? "x86_64" : r.Architecture),
+                string.IsNullOrEmpty(r.Region) ? "default" : r.Region, [.. r.Tags], null,
+                offered ?? new NodePricing(0, 0, 0),
+                r.BehindNat ? NodeConnectivity.BehindNat : NodeConnectivity.Public,
+                r.BehindNat ? null : string.IsNullOrEmpty(r.PublicEndpoint) ? null : r.PublicEndpoint,
+                string.IsNullOrEmpty(r.AgentVersion) ? "0" : r.AgentVersion).Normalize();
         }
         catch (DeCloudValidationException ex)
         {
@@ -99,9 +129,28 @@ internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew
             return (null, "nonce was already used; sign a fresh registration.");
         }
 
-        var at = time.GetUtcNow();
-        return (new NodeRecord(nodeId, wallet, r.MachineId.Trim(), region, [.. tags], arch, r.BehindNat, r.PublicHost ?? string.Empty,
-            r.RelayCapable, r.RelayEndpoint ?? string.Empty, capacity, default, true, at, at, null), null);
+        return (new VerifiedRegistration(registration, offered, new AgentDetails(r.MachineId.Trim(), r.RelayCapable, r.RelayEndpoint ?? string.Empty)), null);
+    }
+
+    private static (NodePricing? Pricing, string? Error) ParsePricing(RegisterPricing p)
+    {
+        var texts = new[] { (p.ComputePointHour, "compute_point_hour"), (p.MemoryGibHour, "memory_gib_hour"), (p.StorageGibHour, "storage_gib_hour"), (p.GpuHour, "gpu_hour") };
+        var rates = new decimal[texts.Length];
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var (text, field) = texts[i];
+            if (string.IsNullOrEmpty(text))
+            {
+                continue;
+            }
+
+            if (text.Length > 32 || !decimal.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out rates[i]))
+            {
+                return (null, $"pricing.{field}: '{Cut(text)}' is not a decimal USDC rate such as 0.012.");
+            }
+        }
+
+        return (new NodePricing(rates[0], rates[1], rates[2], rates[3]), null);
     }
 
     private static string Cut(string s) => s.Length <= 80 ? s : s[..80] + "...";

@@ -120,15 +120,35 @@ internal static class ApiEndpoints
         SecurityEndpoints.Map(app, vms);
 
         var nodes = api.MapGroup("/nodes").WithTags("Nodes");
-        nodes.MapGet("", (string? region, int? minComputePoints, string? tag, bool? online, OrchestratorStore store) =>
+        nodes.MapGet("", async (string? region, int? minComputePoints, string? tag, bool? online, string? sort, OrchestratorStore store, CancellationToken ct) =>
         {
-            var list = store.ListNodes().Where(n =>
-                (region is null || string.Equals(n.Region, region, StringComparison.OrdinalIgnoreCase))
-                && (minComputePoints is null || n.Capacity.ComputePoints >= minComputePoints)
-                && (tag is null || n.Tags.Contains(tag, StringComparer.OrdinalIgnoreCase))
-                && (online is null || n.Online == online));
-            return Results.Ok(list.Select(NodeView.From).ToList());
-        }).WithSummary("Searches nodes by region, compute points, tag and online state.");
+            if (sort is not (null or "uptime" or "price" or "free"))
+            {
+                return Problem(400, "Invalid sort", $"sort '{Cut(sort)}' must be uptime, price or free.", "sort");
+            }
+
+            // Core's node search (filters, order by uptime, price or free capacity); "online=false" lists only offline nodes.
+            var query = new Core.Registry.NodeSearchQuery
+            {
+                Region = region,
+                Tags = tag is null ? null : [tag],
+                MinFreeComputePoints = minComputePoints,
+                OnlineOnly = online == true,
+                Sort = sort switch { "price" => Core.Registry.NodeSortOrder.Price, "free" => Core.Registry.NodeSortOrder.Capacity, _ => Core.Registry.NodeSortOrder.Uptime },
+                Limit = 1000,
+            };
+            IReadOnlyList<Core.Registry.NodeRecord> found;
+            try
+            {
+                found = await store.Registry.SearchAsync(query, ct).ConfigureAwait(false);
+            }
+            catch (DeCloudValidationException ex)
+            {
+                return Problem(400, "Invalid node search", ex.Message, ex.Field);
+            }
+
+            return Results.Ok(found.Where(n => online != false || !n.IsOnline).Select(n => NodeView.From(store.Compose(n))).ToList());
+        }).WithSummary("Searches nodes (Core's registry) by region, free compute points, tag and online state; sort by uptime (default), price or free capacity.");
 
         nodes.MapGet("/{id}", (string id, OrchestratorStore store) =>
         {

@@ -180,6 +180,8 @@ internal static partial class BillingEndpoints
         Raised(raised, "storagePerGiBHour", requested.StoragePerGiBHour, floors.StoragePerGiBHour);
         Raised(raised, "gpuPerHour", requested.GpuPerHour, floors.GpuPerHour);
         BillingLog.PricesSet(logs.CreateLogger(typeof(BillingEndpoints)), wallet.ToString(), node.Id.Value, effective.ToString());
+        await store.UpdatePricingAsync(node.Id, new Core.Registry.NodePricing(effective.CpuPerPointHour, effective.MemoryPerGiBHour, effective.StoragePerGiBHour, effective.GpuPerHour),
+            http.RequestAborted).ConfigureAwait(false);
         return Results.Ok(new PricingUpdateResponse(node.Id.Value, RatesView.From(requested), RatesView.From(effective), raised, RatesView.From(floors)));
 
         static void Raised(List<string> into, string name, decimal asked, decimal floor)

@@ -65,11 +65,25 @@ internal sealed record NodeView(
     int Gpus,
     int UsedComputePoints,
     long UsedMemoryMiB,
-    DateTimeOffset LastSeen)
+    DateTimeOffset LastSeen,
+    int? CpuCores = null,
+    string? CpuModel = null,
+    double? BenchmarkScore = null,
+    string? PublicEndpoint = null,
+    double? Uptime = null,
+    long? VmsHosted = null,
+    long? VmsCompletedCleanly = null)
 {
-    public static NodeView From(NodeRecord n) => new(n.Id.Value, n.Operator.ToString(), n.Region, n.Tags, n.Architecture, n.BehindNat,
-        n.RelayCapable, n.RelayNodeId, n.Online, n.Capacity.ComputePoints, n.Capacity.MemoryMiB, n.Capacity.StorageGiB, n.Capacity.Gpus,
-        n.Used.ComputePoints, n.Used.MemoryMiB, n.LastSeen);
+    /// <summary>The view of a node, with hardware and reputation from the registry when the record carries them.</summary>
+    public static NodeView From(NodeRecord n)
+    {
+        var r = n.Registry;
+        var hw = r?.Registration.Hardware;
+        return new(n.Id.Value, n.Operator.ToString(), n.Region, n.Tags, n.Architecture, n.BehindNat,
+            n.RelayCapable, n.RelayNodeId, n.Online, n.Capacity.ComputePoints, n.Capacity.MemoryMiB, n.Capacity.StorageGiB, n.Capacity.Gpus,
+            n.Used.ComputePoints, n.Used.MemoryMiB, n.LastSeen, hw?.CpuCores, hw?.CpuModel, hw?.BenchmarkScore, r?.Registration.PublicEndpoint,
+            r is null ? null : Math.Round(r.Uptime, 4), r?.VmsHosted, r?.VmsCompletedCleanly);
+    }
 }
 
 /// <summary>POST /api/v1/vms/{id}/ports body.</summary>

@@ -32,6 +32,7 @@ internal static class OrchestratorBillingRegistration
         services.TryAddSingleton<IUsageSink, UsageIngest>();
         services.TryAddSingleton<DepositGateway>();
         services.TryAddSingleton<DeCloud.Billing.Metering.INodeUptimeSource, StoreUptimeSource>();
+        services.TryAddSingleton<INodePricingSource, RegistryPricing>();
         services.TryAddSingleton<FeaturedNodes>();
         services.TryAddSingleton<BillingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<BillingLoop>());

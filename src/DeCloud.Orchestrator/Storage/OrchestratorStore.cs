@@ -1,16 +1,20 @@
 using System.Globalization;
 using System.Text.Json;
 using DeCloud.Core.Model;
+using DeCloud.Core.Registry;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator.Vms;
 using DeCloud.Protocol.V1;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
+using NodeRecord = DeCloud.Orchestrator.Storage.NodeRecord;
+using VmState = DeCloud.Core.Lifecycle.VmState;
 
 namespace DeCloud.Orchestrator.Storage;
 
 /// <summary>
-/// The orchestrator's durable state in one SQLite file: nodes, VMs, the per-node command outbox,
+/// The orchestrator's durable state in one SQLite file, next to Core's registry tables: nodes (read from Core's
+/// <see cref="NodeRegistry"/>, with the agent details it does not hold), VMs, the per-node command outbox,
 /// public ports and sign-in sessions. Every multi-row change runs in one transaction, so a crash
 /// never leaves a VM without its command or an ack half applied; on restart everything is read back.
 /// </summary>
@@ -54,99 +58,163 @@ internal sealed class OrchestratorStore
         CREATE TABLE node_online (node_id TEXT NOT NULL, since INTEGER NOT NULL, until INTEGER NULL);
         CREATE INDEX node_online_node ON node_online(node_id, since);
         """,
+        // Nodes live in Core's registry (its nodes/node_status tables, same file): what it does not hold about an agent
+        // (machine id, relay role, assigned relay, command sequence) moves to node_agents; the VM rows become vm_details
+        // (Core's lifecycle owns the name vms); commands are rebuilt to reference node_agents. Online intervals and the
+        // unused nonces table go: uptime is the registry's reputation, nonces are Core's siwe_nonces.
+        """
+        CREATE TABLE node_agents (
+            node_id TEXT PRIMARY KEY, machine_id TEXT NOT NULL, relay_capable INTEGER NOT NULL, relay_endpoint TEXT NOT NULL,
+            relay_node_id TEXT NULL, next_seq INTEGER NOT NULL DEFAULT 1);
+        INSERT INTO node_agents (node_id, machine_id, relay_capable, relay_endpoint, relay_node_id, next_seq)
+            SELECT id, machine_id, relay_capable, relay_endpoint, relay_node_id, next_seq FROM nodes;
+        CREATE TABLE vm_details (
+            id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, node_id TEXT NOT NULL,
+            cp INTEGER NOT NULL, mem INTEGER NOT NULL, storage INTEGER NOT NULL, gpus INTEGER NOT NULL,
+            quality TEXT NOT NULL, bandwidth TEXT NOT NULL, state TEXT NOT NULL, power TEXT NOT NULL, error TEXT,
+            services TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+        INSERT INTO vm_details SELECT id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error,
+            services, created_at, updated_at FROM vms;
+        CREATE TABLE agent_commands (
+            command_id TEXT PRIMARY KEY, node_id TEXT NOT NULL REFERENCES node_agents(node_id), seq INTEGER NOT NULL,
+            kind TEXT NOT NULL, vm_id TEXT, payload BLOB NOT NULL, status TEXT NOT NULL, error TEXT,
+            created_at INTEGER NOT NULL, acked_at INTEGER, UNIQUE (node_id, seq));
+        INSERT INTO agent_commands SELECT command_id, node_id, seq, kind, vm_id, payload, status, error, created_at, acked_at FROM commands;
+        DROP TABLE commands;
+        DROP TABLE vms;
+        DROP TABLE node_online;
+        DROP TABLE nodes;
+        DROP TABLE nonces;
+        CREATE INDEX vm_details_owner ON vm_details(owner);
+        CREATE INDEX vm_details_node ON vm_details(node_id);
+        CREATE INDEX agent_commands_pending ON agent_commands(node_id, status);
+        """,
     ];
 
     private readonly SqliteDatabase _db;
+    private readonly NodeRegistry _registry;
     private readonly Lock _write = new();
 
-    // An in-memory mirror of the nodes, kept in step with every write (under _write), so node queries never
-    // scan SQLite. Placement state (capacity, online, what live VMs hold) is Core's NodeInventory, fed from here.
-    private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
+    // What the registry does not hold about each agent (machine id, relay role, assigned relay), read once and kept in
+    // step with every write (under _write). Everything else about a node is read from the registry.
+    private readonly Dictionary<string, AgentRow> _agents = new(StringComparer.Ordinal);
     private readonly NodePlacement? _placement;
 
-    /// <summary>Opens the store; when <paramref name="placement"/> is given, rebuilds it from the stored nodes and live VMs and keeps it in step.</summary>
-    public OrchestratorStore(SqliteDatabase db, NodePlacement? placement = null)
+    /// <summary>
+    /// Opens the store over <paramref name="db"/> (applying the orchestrator's migrations before Core's stores create theirs)
+    /// with nodes in <paramref name="registry"/>; <see cref="InitializeAsync"/> loads the registry and rebuilds <paramref name="placement"/>.
+    /// </summary>
+    public OrchestratorStore(SqliteDatabase db, NodeRegistry registry, NodePlacement? placement = null)
     {
         _db = db;
-        _db.Migrate("orchestrator", Migrations);
-        foreach (var n in LoadNodes(null))
+        _registry = registry;
+        Migrate(db);
+        using (var c = _db.Open())
+        using (var cmd = c.CreateCommand())
         {
-            _nodes[n.Id.Value] = n;
+            cmd.CommandText = "SELECT node_id, machine_id, relay_capable, relay_endpoint, relay_node_id FROM node_agents;";
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+            {
+                _agents[r.GetString(0)] = new AgentRow(r.GetString(1), r.GetInt64(2) != 0, r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4));
+            }
         }
 
         _placement = placement;
-        placement?.Load(_nodes.Values, ListVms(null).Where(v => VmStates.HoldsResources(v.State)));
+    }
+
+    /// <summary>Runs a trivial query (readiness check); throws <see cref="SqliteException"/> when the file is unavailable.</summary>
+    public void Ping()
+    {
+        using var c = _db.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT 1;";
+        cmd.ExecuteScalar();
+    }
+
+    /// <summary>The node registry the store reads nodes from.</summary>
+    public NodeRegistry Registry => _registry;
+
+    /// <summary>The orchestrator's migration scripts in order (tests replay a prefix to build an older database).</summary>
+    internal static IReadOnlyList<string> MigrationScripts => Migrations;
+
+    /// <summary>Applies the orchestrator's migrations (idempotent); they must run before Core's stores migrate the same file.</summary>
+    public static void Migrate(SqliteDatabase db) => db.Migrate("orchestrator", Migrations);
+
+    /// <summary>Loads the registry, then rebuilds placement from its nodes and the VMs that still hold resources.</summary>
+    public async Task InitializeAsync(CancellationToken cancellationToken = default)
+    {
+        await _registry.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        _placement?.Load(_registry.Snapshot(), ListVms(null).Where(v => VmStates.HoldsResources(v.State)));
     }
 
     // ------------------------------------------------------------------ nodes
 
-    /// <summary>Inserts or updates a node at registration and marks it online.</summary>
-    public void UpsertNode(NodeRecord n)
+    /// <summary>
+    /// Registers (or re-registers) a node in the registry and records its agent details; returns the node as the
+    /// orchestrator sees it. A registration the registry refuses throws <see cref="DeCloudValidationException"/> and stores nothing.
+    /// </summary>
+    public async Task<NodeRecord> RegisterNodeAsync(NodeRegistration registration, AgentDetails agent, CancellationToken cancellationToken = default)
     {
+        var normalized = registration.Normalize();
         lock (_write)
         {
+            // Written first so commands can be queued as soon as the registry shows the node; a registration the
+            // registry then refuses leaves this row unused until the agent registers correctly.
             using var c = _db.Open();
             using var cmd = c.CreateCommand();
             cmd.CommandText = """
-                INSERT INTO nodes (id, operator, machine_id, region, tags, architecture, behind_nat, public_host, relay_capable,
-                    relay_endpoint, cap_cp, cap_mem, cap_storage, cap_gpus, cap_gpu_model, online, registered_at, last_seen)
-                VALUES ($id, $op, $m, $r, $t, $a, $nat, $ph, $rc, $re, $cp, $mem, $st, $g, $gm, 1, $now, $now)
-                ON CONFLICT(id) DO UPDATE SET operator=$op, machine_id=$m, region=$r, tags=$t, architecture=$a, behind_nat=$nat,
-                    public_host=$ph, relay_capable=$rc, relay_endpoint=$re, cap_cp=$cp, cap_mem=$mem, cap_storage=$st,
-                    cap_gpus=$g, cap_gpu_model=$gm, online=1, last_seen=$now;
+                INSERT INTO node_agents (node_id, machine_id, relay_capable, relay_endpoint) VALUES ($id, $m, $rc, $re)
+                ON CONFLICT(node_id) DO UPDATE SET machine_id=$m, relay_capable=$rc, relay_endpoint=$re;
                 """;
-            cmd.Parameters.AddWithValue("$id", n.Id.Value);
-            cmd.Parameters.AddWithValue("$op", n.Operator.ToLowerHex());
-            cmd.Parameters.AddWithValue("$m", n.MachineId);
-            cmd.Parameters.AddWithValue("$r", n.Region);
-            cmd.Parameters.AddWithValue("$t", string.Join(',', n.Tags));
-            cmd.Parameters.AddWithValue("$a", n.Architecture);
-            cmd.Parameters.AddWithValue("$nat", n.BehindNat ? 1 : 0);
-            cmd.Parameters.AddWithValue("$ph", n.PublicHost);
-            cmd.Parameters.AddWithValue("$rc", n.RelayCapable ? 1 : 0);
-            cmd.Parameters.AddWithValue("$re", n.RelayEndpoint);
-            cmd.Parameters.AddWithValue("$cp", n.Capacity.ComputePoints);
-            cmd.Parameters.AddWithValue("$mem", n.Capacity.MemoryMiB);
-            cmd.Parameters.AddWithValue("$st", n.Capacity.StorageGiB);
-            cmd.Parameters.AddWithValue("$g", n.Capacity.Gpus);
-            cmd.Parameters.AddWithValue("$gm", (object?)n.Capacity.GpuModel ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$now", n.LastSeen.ToUnixTimeMilliseconds());
+            cmd.Parameters.AddWithValue("$id", normalized.NodeId.Value);
+            cmd.Parameters.AddWithValue("$m", agent.MachineId);
+            cmd.Parameters.AddWithValue("$rc", agent.RelayCapable ? 1 : 0);
+            cmd.Parameters.AddWithValue("$re", agent.RelayEndpoint);
             cmd.ExecuteNonQuery();
-            if (!(_nodes.TryGetValue(n.Id.Value, out var before) && before.Online))
-            {
-                OpenOnlineInterval(c, null, n.Id, n.LastSeen);
-            }
-
-            var stored = LoadNodes(n.Id).Single();
-            _nodes[n.Id.Value] = stored;
-            _placement?.NodeChanged(stored);
+            _agents[normalized.NodeId.Value] = new AgentRow(agent.MachineId, agent.RelayCapable, agent.RelayEndpoint,
+                _agents.GetValueOrDefault(normalized.NodeId.Value)?.RelayNodeId);
         }
+
+        var registered = await _registry.RegisterAsync(normalized, cancellationToken).ConfigureAwait(false);
+        return Compose(registered);
     }
 
-    /// <summary>Records a heartbeat: last seen, resource use, and the power state and readiness of each reported VM.</summary>
-    public void RecordHeartbeat(NodeId node, Resources used, IReadOnlyList<VmStatus> vms, DateTimeOffset now)
+    /// <summary>
+    /// Records a heartbeat: resource use and VM states in the registry (which brings an offline node back online), and
+    /// the power state and readiness of each reported VM in its details, only for VMs the node hosts.
+    /// </summary>
+    public async Task RecordHeartbeatAsync(NodeId node, Resources used, IReadOnlyList<VmStatus> vms, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
+        var reports = new List<VmStatusReport>(vms.Count);
+        HashSet<VmId>? seen = vms.Count > 1 ? new HashSet<VmId>(vms.Count) : null;
+        foreach (var vm in vms)
+        {
+            if (VmId.TryParse(vm.VmId, null, out var id) && ReportedState(vm.State) is { } state && (seen?.Add(id) ?? true))
+            {
+                reports.Add(new VmStatusReport(id, state));
+            }
+        }
+
+        await _registry.RecordHeartbeatAsync(new NodeHeartbeat(node, used, reports), cancellationToken).ConfigureAwait(false);
+        if (vms.Count == 0)
+        {
+            return;
+        }
+
         lock (_write)
         {
             using var c = _db.Open();
             using var tx = c.BeginTransaction();
-            using (var cmd = c.CreateCommand())
-            {
-                cmd.Transaction = tx;
-                cmd.CommandText = "UPDATE nodes SET last_seen=$now, online=1, used_cp=$cp, used_mem=$mem, used_storage=$st WHERE id=$id;";
-                cmd.Parameters.AddWithValue("$id", node.Value);
-                cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-                cmd.Parameters.AddWithValue("$cp", used.ComputePoints);
-                cmd.Parameters.AddWithValue("$mem", used.MemoryMiB);
-                cmd.Parameters.AddWithValue("$st", used.StorageGiB);
-                cmd.ExecuteNonQuery();
-            }
-
-            if (_nodes.TryGetValue(node.Value, out var was) && !was.Online)
-            {
-                OpenOnlineInterval(c, tx, node, now);
-            }
-
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            // Only the node that hosts the VM may report on it.
+            cmd.CommandText = "UPDATE vm_details SET power=$p, services=$s, updated_at=$now WHERE id=$id AND node_id=$node;";
+            var pId = cmd.Parameters.Add("$id", SqliteType.Text);
+            var pPower = cmd.Parameters.Add("$p", SqliteType.Text);
+            var pServices = cmd.Parameters.Add("$s", SqliteType.Text);
+            cmd.Parameters.AddWithValue("$node", node.Value);
+            cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
             foreach (var vm in vms)
             {
                 if (!VmId.TryParse(vm.VmId, null, out var id))
@@ -160,84 +228,26 @@ internal sealed class OrchestratorStore
                     services[s.Name] = s.Ready;
                 }
 
-                using var cmd = c.CreateCommand();
-                cmd.Transaction = tx;
-                // Only the node that hosts the VM may report on it.
-                cmd.CommandText = "UPDATE vms SET power=$p, services=$s, updated_at=$now WHERE id=$id AND node_id=$node;";
-                cmd.Parameters.AddWithValue("$id", id.ToString());
-                cmd.Parameters.AddWithValue("$node", node.Value);
-                cmd.Parameters.AddWithValue("$p", PowerName(vm.State));
-                cmd.Parameters.AddWithValue("$s", JsonSerializer.Serialize(services));
-                cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
+                pId.Value = id.ToString();
+                pPower.Value = PowerName(vm.State);
+                pServices.Value = JsonSerializer.Serialize(services);
                 cmd.ExecuteNonQuery();
             }
 
             tx.Commit();
-            if (_nodes.TryGetValue(node.Value, out var known))
-            {
-                _nodes[node.Value] = known with { LastSeen = now, Online = true, Used = used };
-                _placement?.NodeOnline(node, true);
-            }
         }
     }
 
-    /// <summary>Marks nodes not seen since <paramref name="cutoff"/> offline; returns their ids.</summary>
-    public IReadOnlyList<NodeId> MarkStaleOffline(DateTimeOffset cutoff)
+    /// <summary>Sets the prices the registry holds for a node (search, featured, placement by price); false for an unknown node.</summary>
+    public async Task<bool> UpdatePricingAsync(NodeId node, NodePricing pricing, CancellationToken cancellationToken = default)
     {
-        lock (_write)
+        if (_registry.Find(node) is not { } current)
         {
-            using var c = _db.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "UPDATE nodes SET online=0 WHERE online=1 AND last_seen < $cut RETURNING id;";
-            cmd.Parameters.AddWithValue("$cut", cutoff.ToUnixTimeMilliseconds());
-            var ids = new List<NodeId>();
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
-            {
-                ids.Add(NodeId.Parse(r.GetString(0)));
-            }
-
-            r.Close();
-            foreach (var id in ids)
-            {
-                CloseOnlineIntervals(c, id);
-                SetOnline(id.Value, false);
-            }
-
-            return ids;
+            return false;
         }
-    }
 
-    /// <summary>Marks one node offline (its stream ended).</summary>
-    public void MarkOffline(NodeId node)
-    {
-        lock (_write)
-        {
-            using var c = _db.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "UPDATE nodes SET online=0 WHERE id=$id;";
-            cmd.Parameters.AddWithValue("$id", node.Value);
-            cmd.ExecuteNonQuery();
-            CloseOnlineIntervals(c, node);
-            SetOnline(node.Value, false);
-        }
-    }
-
-    /// <summary>Marks every node offline (at start: no stream is connected yet).</summary>
-    public void MarkAllOffline()
-    {
-        lock (_write)
-        {
-            using var c = _db.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "UPDATE nodes SET online=0;";
-            cmd.ExecuteNonQuery();
-            CloseOnlineIntervals(c, null);
-            foreach (var id in _nodes.Keys.ToList())
-            {
-                SetOnline(id, false);
-            }
-        }
+        await _registry.RegisterAsync(current.Registration with { Pricing = pricing }, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>Records which relay carries a NAT'd node's ports.</summary>
@@ -247,34 +257,50 @@ internal sealed class OrchestratorStore
         {
             using var c = _db.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "UPDATE nodes SET relay_node_id=$r WHERE id=$id;";
+            cmd.CommandText = "UPDATE node_agents SET relay_node_id=$r WHERE node_id=$id;";
             cmd.Parameters.AddWithValue("$id", node.Value);
             cmd.Parameters.AddWithValue("$r", relay is { } r ? r.Value : DBNull.Value);
             cmd.ExecuteNonQuery();
-            if (_nodes.TryGetValue(node.Value, out var known))
+            if (_agents.TryGetValue(node.Value, out var known))
             {
-                _nodes[node.Value] = known with { RelayNodeId = relay?.Value };
+                _agents[node.Value] = known with { RelayNodeId = relay?.Value };
             }
         }
     }
 
-    public NodeRecord? GetNode(NodeId id)
-    {
-        lock (_write)
-        {
-            return _nodes.GetValueOrDefault(id.Value);
-        }
-    }
+    /// <summary>The node as the orchestrator sees it (registry record and agent details), or null.</summary>
+    public NodeRecord? GetNode(NodeId id) => _registry.Find(id) is { } r ? Compose(r) : null;
 
-    /// <summary>Every node, ordered by id (from memory).</summary>
+    /// <summary>Every registered node, ordered by id.</summary>
     public IReadOnlyList<NodeRecord> ListNodes()
     {
+        var snapshot = _registry.Snapshot();
+        var list = new List<NodeRecord>(snapshot.Count);
+        foreach (var r in snapshot)
+        {
+            list.Add(Compose(r));
+        }
+
+        return list;
+    }
+
+    /// <summary>Composes the orchestrator's view of a registry record with its agent details.</summary>
+    public NodeRecord Compose(Core.Registry.NodeRecord r)
+    {
+        AgentRow? agent;
         lock (_write)
         {
-            var list = new List<NodeRecord>(_nodes.Values);
-            list.Sort((a, b) => string.CompareOrdinal(a.Id.Value, b.Id.Value));
-            return list;
+            agent = _agents.GetValueOrDefault(r.Id.Value);
         }
+
+        var reg = r.Registration;
+        return new NodeRecord(
+            r.Id, reg.OperatorWallet, agent?.MachineId ?? string.Empty, reg.Region, [.. reg.Tags], reg.Architecture.ToName(),
+            reg.Connectivity == NodeConnectivity.BehindNat, HostOf(reg.PublicEndpoint), agent?.RelayCapable ?? false, agent?.RelayEndpoint ?? string.Empty,
+            r.Capacity, r.Used, r.IsOnline, r.RegisteredAt, r.LastSeenAt, agent?.RelayNodeId)
+        {
+            Registry = r,
+        };
     }
 
     // ------------------------------------------------------------------ VMs and commands
@@ -293,7 +319,7 @@ internal sealed class OrchestratorStore
             {
                 cmd.Transaction = tx;
                 cmd.CommandText = """
-                    INSERT INTO vms (id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at)
+                    INSERT INTO vm_details (id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at)
                     VALUES ($id, $o, $n, $node, $cp, $mem, $st, $g, $q, $b, $s, $p, NULL, '{}', $now, $now);
                     """;
                 cmd.Parameters.AddWithValue("$id", vm.Id.ToString());
@@ -356,8 +382,12 @@ internal sealed class OrchestratorStore
     /// Applies an acknowledgement once: marks the command, then moves its VM to the state the
     /// outcome implies. A second ack of the same command changes nothing and returns false.
     /// </summary>
-    public bool ApplyAck(NodeId node, CommandAck ack, DateTimeOffset now)
+    public bool ApplyAck(NodeId node, CommandAck ack, DateTimeOffset now) => ApplyAck(node, ack, now, out _);
+
+    /// <summary>As <see cref="ApplyAck(NodeId, CommandAck, DateTimeOffset)"/>; <paramref name="change"/> is the VM state change it stored, if any.</summary>
+    public bool ApplyAck(NodeId node, CommandAck ack, DateTimeOffset now, out VmStateChange? change)
     {
+        change = null;
         lock (_write)
         {
             using var c = _db.Open();
@@ -369,7 +399,7 @@ internal sealed class OrchestratorStore
             using (var find = c.CreateCommand())
             {
                 find.Transaction = tx;
-                find.CommandText = "SELECT kind, vm_id, status FROM commands WHERE command_id=$id AND node_id=$node;";
+                find.CommandText = "SELECT kind, vm_id, status FROM agent_commands WHERE command_id=$id AND node_id=$node;";
                 find.Parameters.AddWithValue("$id", ack.CommandId);
                 find.Parameters.AddWithValue("$node", node.Value);
                 using var r = find.ExecuteReader();
@@ -399,7 +429,7 @@ internal sealed class OrchestratorStore
             using (var mark = c.CreateCommand())
             {
                 mark.Transaction = tx;
-                mark.CommandText = "UPDATE commands SET status=$s, error=$e, acked_at=$now WHERE command_id=$id;";
+                mark.CommandText = "UPDATE agent_commands SET status=$s, error=$e, acked_at=$now WHERE command_id=$id;";
                 mark.Parameters.AddWithValue("$s", newStatus);
                 mark.Parameters.AddWithValue("$e", string.IsNullOrEmpty(ack.Error) ? DBNull.Value : ack.Error);
                 mark.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
@@ -415,7 +445,11 @@ internal sealed class OrchestratorStore
                 switch (kind)
                 {
                     case nameof(Command.KindOneofCase.CreateVm) when ok:
-                        Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Running, null, now);
+                        if (Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Running, null, now))
+                        {
+                            change = new VmStateChange(vm, node, VmStates.Running);
+                        }
+
                         break;
                     case nameof(Command.KindOneofCase.CreateVm) when failed:
                         released = Transition(c, tx, vm, [VmStates.Provisioning], VmStates.Failed, ack.Error, now);
@@ -428,6 +462,7 @@ internal sealed class OrchestratorStore
                         break;
                     case nameof(Command.KindOneofCase.DeleteVm) when ok:
                         released = Transition(c, tx, vm, [VmStates.Deleting], VmStates.Deleted, null, now);
+                        change = released ? new VmStateChange(vm, node, VmStates.Deleted) : null;
                         break;
                     case nameof(Command.KindOneofCase.StartVm) or nameof(Command.KindOneofCase.StopVm) or nameof(Command.KindOneofCase.DeleteVm) when failed:
                         SetError(c, tx, vm, ack.Error, now);
@@ -460,7 +495,7 @@ internal sealed class OrchestratorStore
     {
         using var c = _db.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT payload FROM commands WHERE node_id=$node AND status IN ('pending','in_progress') ORDER BY seq;";
+        cmd.CommandText = "SELECT payload FROM agent_commands WHERE node_id=$node AND status IN ('pending','in_progress') ORDER BY seq;";
         cmd.Parameters.AddWithValue("$node", node.Value);
         using var r = cmd.ExecuteReader();
         var list = new List<Command>();
@@ -477,7 +512,7 @@ internal sealed class OrchestratorStore
     {
         using var c = _db.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT status, error FROM commands WHERE command_id=$id;";
+        cmd.CommandText = "SELECT status, error FROM agent_commands WHERE command_id=$id;";
         cmd.Parameters.AddWithValue("$id", commandId);
         using var r = cmd.ExecuteReader();
         return r.Read() ? (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1)) : null;
@@ -619,127 +654,38 @@ internal sealed class OrchestratorStore
 
     // ------------------------------------------------------------------ helpers
 
-    private const string NodeSelect = """
-        SELECT id, operator, machine_id, region, tags, architecture, behind_nat, public_host, relay_capable, relay_endpoint,
-               cap_cp, cap_mem, cap_storage, cap_gpus, cap_gpu_model, used_cp, used_mem, used_storage, online, registered_at,
-               last_seen, relay_node_id FROM nodes
-        """;
-
     private const string VmSelect = """
-        SELECT id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at FROM vms
+        SELECT id, owner, name, node_id, cp, mem, storage, gpus, quality, bandwidth, state, power, error, services, created_at, updated_at FROM vm_details
         """;
 
     /// <summary>
-    /// The fraction of <paramref name="from"/>..<paramref name="to"/> (from no earlier than its registration) that
-    /// <paramref name="node"/> was online, from its recorded online intervals; null for an unknown node or an empty span.
+    /// The node's uptime from the registry's reputation (its rolling window of failed heartbeats, from registration on);
+    /// null for an unknown node.
     /// </summary>
-    public decimal? GetUptime(NodeId node, DateTimeOffset from, DateTimeOffset to)
+    public decimal? GetUptime(NodeId node) => _registry.Find(node) is { } r ? Math.Clamp((decimal)r.Uptime, 0m, 1m) : null;
+
+    private static string HostOf(string? endpoint)
     {
-        using var c = _db.Open();
-        long start;
-        using (var q = c.CreateCommand())
+        if (string.IsNullOrEmpty(endpoint))
         {
-            q.CommandText = "SELECT registered_at FROM nodes WHERE id=$id;";
-            q.Parameters.AddWithValue("$id", node.Value);
-            if (q.ExecuteScalar() is not long registered)
-            {
-                return null;
-            }
-
-            start = Math.Max(registered, from.ToUnixTimeMilliseconds());
+            return string.Empty;
         }
 
-        var end = to.ToUnixTimeMilliseconds();
-        if (end <= start)
-        {
-            return null;
-        }
-
-        using var cmd = c.CreateCommand();
-        // An open interval (online now) counts up to the end of the span.
-        cmd.CommandText = """
-            SELECT COALESCE(SUM(MAX(0, MIN(COALESCE(until, $end), $end) - MAX(since, $start))), 0)
-            FROM node_online WHERE node_id=$id AND since < $end AND (until IS NULL OR until > $start);
-            """;
-        cmd.Parameters.AddWithValue("$id", node.Value);
-        cmd.Parameters.AddWithValue("$start", start);
-        cmd.Parameters.AddWithValue("$end", end);
-        var online = Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
-        return Math.Clamp((decimal)online / (end - start), 0m, 1m);
+        var colon = endpoint.LastIndexOf(':');
+        var host = colon > 0 ? endpoint[..colon] : endpoint;
+        return host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
     }
 
-    private static void OpenOnlineInterval(SqliteConnection c, SqliteTransaction? tx, NodeId node, DateTimeOffset at)
+    /// <summary>A power state as the lifecycle state the registry records for it; null for states it does not track.</summary>
+    private static VmState? ReportedState(VmPowerState s) => s switch
     {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "INSERT INTO node_online (node_id, since, until) SELECT $id, $at, NULL WHERE NOT EXISTS (SELECT 1 FROM node_online WHERE node_id=$id AND until IS NULL);";
-        cmd.Parameters.AddWithValue("$id", node.Value);
-        cmd.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
-        cmd.ExecuteNonQuery();
-    }
+        VmPowerState.Running => VmState.Running,
+        VmPowerState.Stopped or VmPowerState.Paused => VmState.Stopped,
+        VmPowerState.Crashed => VmState.Failed,
+        _ => null,
+    };
 
-    /// <summary>Ends the open interval of <paramref name="node"/> (or of every node) at its last heartbeat.</summary>
-    private static void CloseOnlineIntervals(SqliteConnection c, NodeId? node)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            UPDATE node_online SET until = MAX(since, COALESCE((SELECT last_seen FROM nodes WHERE nodes.id = node_online.node_id), since))
-            WHERE until IS NULL
-            """ + (node is null ? ";" : " AND node_id=$id;");
-        if (node is { } n)
-        {
-            cmd.Parameters.AddWithValue("$id", n.Value);
-        }
-
-        cmd.ExecuteNonQuery();
-    }
-
-    private void SetOnline(string id, bool online)
-    {
-        if (_nodes.TryGetValue(id, out var n))
-        {
-            _nodes[id] = n with { Online = online };
-            _placement?.NodeOnline(n.Id, online);
-        }
-    }
-
-    private List<NodeRecord> LoadNodes(NodeId? only)
-    {
-        using var c = _db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = NodeSelect + (only is null ? ";" : " WHERE id=$id;");
-        if (only is { } id)
-        {
-            cmd.Parameters.AddWithValue("$id", id.Value);
-        }
-
-        using var r = cmd.ExecuteReader();
-        var list = new List<NodeRecord>();
-        while (r.Read())
-        {
-            list.Add(ReadNode(r));
-        }
-
-        return list;
-    }
-
-    private static NodeRecord ReadNode(SqliteDataReader r) => new(
-        NodeId.Parse(r.GetString(0)),
-        WalletAddress.Parse(r.GetString(1)),
-        r.GetString(2),
-        r.GetString(3),
-        r.GetString(4).Split(',', StringSplitOptions.RemoveEmptyEntries),
-        r.GetString(5),
-        r.GetInt64(6) != 0,
-        r.GetString(7),
-        r.GetInt64(8) != 0,
-        r.GetString(9),
-        new Resources(r.GetInt32(10), r.GetInt64(11), r.GetInt64(12), r.GetInt32(13), r.IsDBNull(14) ? null : r.GetString(14)),
-        new Resources(r.GetInt32(15), r.GetInt64(16), r.GetInt64(17)),
-        r.GetInt64(18) != 0,
-        DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(19)),
-        DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(20)),
-        r.IsDBNull(21) ? null : r.GetString(21));
+    private sealed record AgentRow(string MachineId, bool RelayCapable, string RelayEndpoint, string? RelayNodeId);
 
     private static VmRecord ReadVm(SqliteDataReader r) => new(
         VmId.Parse(r.GetString(0)),
@@ -762,7 +708,7 @@ internal sealed class OrchestratorStore
         using (var next = c.CreateCommand())
         {
             next.Transaction = tx;
-            next.CommandText = "UPDATE nodes SET next_seq = next_seq + 1 WHERE id=$n RETURNING next_seq - 1;";
+            next.CommandText = "UPDATE node_agents SET next_seq = next_seq + 1 WHERE node_id=$n RETURNING next_seq - 1;";
             next.Parameters.AddWithValue("$n", node.Value);
             seq = Convert.ToUInt64(next.ExecuteScalar() ?? throw new InvalidOperationException($"Node {node} is not registered."), CultureInfo.InvariantCulture);
         }
@@ -771,7 +717,7 @@ internal sealed class OrchestratorStore
         using var ins = c.CreateCommand();
         ins.Transaction = tx;
         ins.CommandText = """
-            INSERT INTO commands (command_id, node_id, seq, kind, vm_id, payload, status, created_at)
+            INSERT INTO agent_commands (command_id, node_id, seq, kind, vm_id, payload, status, created_at)
             VALUES ($id, $n, $seq, $k, $vm, $p, 'pending', $now);
             """;
         ins.Parameters.AddWithValue("$id", command.CommandId);
@@ -796,7 +742,7 @@ internal sealed class OrchestratorStore
             cmd.Parameters.AddWithValue(names[i], from[i]);
         }
 
-        cmd.CommandText = $"UPDATE vms SET state=$to, error=$e, updated_at=$now WHERE id=$id AND state IN ({string.Join(',', names)});";
+        cmd.CommandText = $"UPDATE vm_details SET state=$to, error=$e, updated_at=$now WHERE id=$id AND state IN ({string.Join(',', names)});";
         cmd.Parameters.AddWithValue("$to", to);
         cmd.Parameters.AddWithValue("$e", (object?)error ?? DBNull.Value);
         cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
@@ -808,7 +754,7 @@ internal sealed class OrchestratorStore
     {
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE vms SET error=$e, updated_at=$now WHERE id=$id;";
+        cmd.CommandText = "UPDATE vm_details SET error=$e, updated_at=$now WHERE id=$id;";
         cmd.Parameters.AddWithValue("$e", error);
         cmd.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
         cmd.Parameters.AddWithValue("$id", vm.ToString());

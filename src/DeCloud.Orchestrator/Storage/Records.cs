@@ -19,7 +19,17 @@ internal sealed record NodeRecord(
     bool Online,
     DateTimeOffset RegisteredAt,
     DateTimeOffset LastSeen,
-    string? RelayNodeId);
+    string? RelayNodeId)
+{
+    /// <summary>The registry's record behind this view (hardware, pricing, reputation), when read from the registry.</summary>
+    public Core.Registry.NodeRecord? Registry { get; init; }
+}
+
+/// <summary>What the orchestrator keeps about a node's agent beside the registry: machine id and relay role.</summary>
+internal sealed record AgentDetails(string MachineId, bool RelayCapable, string RelayEndpoint);
+
+/// <summary>A VM state change an acknowledgement stored.</summary>
+internal readonly record struct VmStateChange(VmId Vm, NodeId Node, string State);
 
 /// <summary>The lifecycle states of a VM as the orchestrator records them.</summary>
 internal static class VmStates

@@ -8,7 +8,7 @@ namespace DeCloud.Orchestrator.Vms;
 
 /// <summary>
 /// The orchestrator's view of the fleet for placement: a Core <see cref="NodeInventory"/> kept in step with
-/// node registration, capacity and online state by <see cref="OrchestratorStore"/>, and a <see cref="VmScheduler"/>
+/// the node registry by Core's <see cref="NodeInventorySync"/>, and a <see cref="VmScheduler"/>
 /// over it. Every placement rule (tiers, filters, explanations) lives in Core; this class only maps records
 /// and remembers which reservation belongs to which VM so a delete or a failed create releases it.
 /// </summary>
@@ -22,6 +22,7 @@ internal sealed class NodePlacement
     {
         Inventory = new NodeInventory(time);
         Scheduler = new VmScheduler(Inventory, new SchedulerOptions(), loggerFactory: loggerFactory);
+        Sync = new NodeInventorySync(Inventory);
         _logger = (ILogger?)loggerFactory?.CreateLogger<NodePlacement>() ?? NullLogger.Instance;
     }
 
@@ -31,14 +32,24 @@ internal sealed class NodePlacement
     /// <summary>Core's scheduler over <see cref="Inventory"/>.</summary>
     public VmScheduler Scheduler { get; }
 
-    /// <summary>Rebuilds the inventory from stored nodes and the VMs that still hold resources (called once, at start).</summary>
-    public void Load(IEnumerable<NodeRecord> nodes, IEnumerable<VmRecord> liveVms)
+    /// <summary>Keeps <see cref="Inventory"/> in step with the node registry (subscribed as its observer).</summary>
+    public NodeInventorySync Sync { get; }
+
+    /// <summary>Rebuilds the inventory from the registry's nodes and the VMs that still hold resources (called once, at start).</summary>
+    public void Load(IReadOnlyList<Core.Registry.NodeRecord> nodes, IEnumerable<VmRecord> liveVms)
     {
-        var list = nodes.ToList();
-        foreach (var n in list)
+        foreach (var n in nodes)
         {
-            // Online while allocations are restored (the scheduler never places on offline nodes), then as stored.
-            NodeChanged(n with { Online = true });
+            try
+            {
+                // Online while allocations are restored (the scheduler never places on offline nodes), then as stored.
+                Inventory.Upsert(NodeInventorySync.ToSnapshot(n) with { IsOnline = true });
+            }
+            catch (DeCloudValidationException ex)
+            {
+                // The registry validated these fields already; a stored node that no longer passes is left unplaceable.
+                Log.NodeNotPlaceable(_logger, n.Id.Value, ex.Message);
+            }
         }
 
         foreach (var vm in liveVms)
@@ -51,42 +62,12 @@ internal sealed class NodePlacement
             CommitStored(vm);
         }
 
-        foreach (var n in list.Where(n => !n.Online))
+        foreach (var n in nodes)
         {
-            NodeOnline(n.Id, false);
-        }
-    }
-
-    /// <summary>Adds or updates a node (registration, capacity change) with its online state.</summary>
-    public void NodeChanged(NodeRecord n)
-    {
-        try
-        {
-            Inventory.Upsert(new NodeSnapshot
+            if (!n.IsOnline && Inventory.Contains(n.Id))
             {
-                Id = n.Id,
-                Capacity = n.Capacity,
-                Region = n.Region,
-                Tags = [.. n.Tags],
-                Architecture = CpuArchitectures.Parse(n.Architecture),
-                HasPublicIp = !n.BehindNat,
-                IsOnline = n.Online,
-            });
-        }
-        catch (DeCloudValidationException ex)
-        {
-            // Registration validated these fields already; a stored row that no longer passes is left unplaceable.
-            Log.NodeNotPlaceable(_logger, n.Id.Value, ex.Message);
-            Inventory.Remove(n.Id);
-        }
-    }
-
-    /// <summary>Marks a node online or offline (heartbeats, stream ends, staleness).</summary>
-    public void NodeOnline(NodeId node, bool online)
-    {
-        if (Inventory.Contains(node))
-        {
-            Inventory.SetOnline(node, online);
+                Inventory.SetOnline(n.Id, false);
+            }
         }
     }
 

@@ -16,7 +16,7 @@ public sealed class BillingApiTests
     {
         await using var orch = await BillingOrchestrator.StartAsync();
         var (_, http, wallet) = await orch.SignInAsync(WalletKey.Generate());
-        var node = orch.AddNode(wallet, "m1");
+        var node = await orch.AddNodeAsync(wallet, "m1");
 
         using var patch = await PatchAsync(http, node.Value, """{"cpuPerPointHour": 0.001, "memoryPerGiBHour": 0.02}""");
         var updated = await Json(patch, HttpStatusCode.OK);
@@ -48,7 +48,7 @@ public sealed class BillingApiTests
         await using var orch = await BillingOrchestrator.StartAsync();
         var (_, http, wallet) = await orch.SignInAsync(WalletKey.Generate());
         var (_, stranger, _) = await orch.SignInAsync(WalletKey.Generate());
-        var node = orch.AddNode(wallet, "m1").Value;
+        var node = (await orch.AddNodeAsync(wallet, "m1")).Value;
         using var anonymous = new HttpClient { BaseAddress = orch.Api };
         var before = (await Json(await anonymous.GetAsync($"api/v1/nodes/{node}/pricing"), HttpStatusCode.OK)).GetRawText();
 
@@ -93,7 +93,7 @@ public sealed class BillingApiTests
     {
         await using var orch = await BillingOrchestrator.StartAsync();
         var (client, http, wallet) = await orch.SignInAsync(WalletKey.Generate());
-        var node = orch.AddNode(wallet, "m1");
+        var node = await orch.AddNodeAsync(wallet, "m1");
         (await PatchAsync(http, node.Value, """{"cpuPerPointHour": 0.03}""")).Dispose();
 
         var vm = await client.CreateVmAsync(new { name = "a", computePoints = 1, memoryMiB = 1024, storageGiB = 10, nodeId = node.Value }, default).Within();
@@ -118,8 +118,8 @@ public sealed class BillingApiTests
     {
         await using var orch = await BillingOrchestrator.StartAsync();
         var (_, http, wallet) = await orch.SignInAsync(WalletKey.Generate());
-        var dear = orch.AddNode(wallet, "dear");
-        var cheap = orch.AddNode(wallet, "cheap");
+        var dear = await orch.AddNodeAsync(wallet, "dear");
+        var cheap = await orch.AddNodeAsync(wallet, "cheap");
         (await PatchAsync(http, dear.Value, """{"cpuPerPointHour": 0.2, "memoryPerGiBHour": 0.1}""")).Dispose();
         (await PatchAsync(http, cheap.Value, """{"cpuPerPointHour": 0, "memoryPerGiBHour": 0, "storagePerGiBHour": 0}""")).Dispose();
         using var anonymous = new HttpClient { BaseAddress = orch.Api };

@@ -56,15 +56,9 @@ internal sealed class BillingOrchestrator : IAsyncDisposable
         return (new OrchestratorClient(Api, session.Token), http, WalletAddress.Parse(session.Address));
     }
 
-    /// <summary>Registers a node straight in the store (online, 8 points), as an agent's registration would.</summary>
-    public NodeId AddNode(WalletAddress op, string machine)
-    {
-        var id = NodeId.FromMachine(machine, op);
-        var now = TimeProvider.System.GetUtcNow();
-        Services.GetRequiredService<OrchestratorStore>().UpsertNode(new NodeRecord(id, op, machine, "default", [], "x86_64", false, "127.0.0.1", false, "",
-            new Resources(8, 8192, 100), default, true, now, now, null));
-        return id;
-    }
+    /// <summary>Registers a node straight in the registry (online, 8 points), as an agent's registration would.</summary>
+    public Task<NodeId> AddNodeAsync(WalletAddress op, string machine) =>
+        Unit.OrchestratorCoreStores.RegisterAsync(Services.GetRequiredService<OrchestratorStore>(), machine, op);
 
     /// <summary>Starts an agent process (simulated hypervisor) that dials this orchestrator.</summary>
     public HostProcess StartAgent(string name, WalletKey operatorKey)

@@ -135,6 +135,10 @@ public sealed class ControlPlaneEndToEndTests
             IssuedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             Nonce = Guid.NewGuid().ToString("N"),
             Capacity = new Capacity { ComputePoints = 4, MemoryMib = 1024, StorageGib = 10 },
+            CpuCores = 2,
+            CpuModel = "dch test cpu",
+            BenchmarkScore = 4000,
+            PublicEndpoint = "127.0.0.1:22",
         };
         register.Signature = new EthereumMessageSigner().EncodeUTF8AndSign(RegistrationText.For(register), impostor);
         var forged = await Assert.ThrowsAsync<RpcException>(() => OpenAsync(grpc, new AgentMessage { Register = register })).Within();

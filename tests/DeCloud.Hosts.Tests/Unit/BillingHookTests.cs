@@ -4,6 +4,7 @@ using DeCloud.Billing.Ledger;
 using DeCloud.Billing.Metering;
 using DeCloud.Billing.Pricing;
 using DeCloud.Core.Model;
+using DeCloud.Core.Registry;
 using DeCloud.Core.Sqlite;
 using DeCloud.Orchestrator;
 using DeCloud.Orchestrator.Agents;
@@ -21,7 +22,7 @@ using System.Diagnostics.Metrics;
 namespace DeCloud.Hosts.Tests.Unit;
 
 /// <summary>The orchestrator's billing hooks (VM placement, heartbeat usage, the billing pass, featured nodes) and the agent's usage counters.</summary>
-public sealed class BillingHookTests : IDisposable
+public sealed class BillingHookTests : IAsyncLifetime
 {
     private static readonly WalletAddress User = WalletAddress.Parse("0x1111111111111111111111111111111111111111");
     private static readonly WalletAddress Operator = WalletAddress.Parse("0x2222222222222222222222222222222222222222");
@@ -31,7 +32,8 @@ public sealed class BillingHookTests : IDisposable
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
     private readonly NodePlacement _placement;
-    private readonly OrchestratorStore _store;
+    private readonly OrchestratorCoreStores _stores = new();
+    private OrchestratorStore _store = null!;
     private readonly BillingLedger _ledger;
     private readonly PriceCalculator _prices = new(new PricingOptions());
     private readonly NodePriceBook _book;
@@ -41,22 +43,25 @@ public sealed class BillingHookTests : IDisposable
     {
         var db = new SqliteDatabase(Path.Combine(_dir, "orchestrator.db"));
         _placement = new NodePlacement(_time);
-        _store = new OrchestratorStore(db, _placement);
         _ledger = new BillingLedger(db, timeProvider: _time);
         _book = new NodePriceBook(db, new PricingOptions(), _time);
         _meter = new UsageMeter(_ledger, _prices, _book, new MeteringOptions(), timeProvider: _time);
     }
 
-    public void Dispose()
+    public async ValueTask InitializeAsync() =>
+        _store = await _stores.OpenAsync(Path.Combine(_dir, "orchestrator.db"), _time, _placement, new NodeRegistryOptions { OfflineAfter = TimeSpan.FromSeconds(30) });
+
+    public async ValueTask DisposeAsync()
     {
+        await _stores.DisposeAsync();
         _metrics.Dispose();
         Directory.Delete(_dir, recursive: true);
     }
 
     [Fact]
-    public void OnVmPlaced_NodeWithOperatorPrices_RateFrozenAtNodePricesNotTouchedByLaterChanges()
+    public async Task OnVmPlaced_NodeWithOperatorPrices_RateFrozenAtNodePricesNotTouchedByLaterChanges()
     {
-        var node = AddNode("m1", Operator);
+        var node = await AddNodeAsync("m1", Operator);
         _book.SetOperatorPrices(node, new ResourceRates(0.02m, 0.01m, 0.0002m, 0.2m));
         var vm = NewVm(node);
         var hook = new VmBilling(_meter, _store, NullLogger<VmBilling>.Instance);
@@ -79,10 +84,10 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void OnVmPlaced_NatNodeWithRelay_RelayOperatorOnLease()
+    public async Task OnVmPlaced_NatNodeWithRelay_RelayOperatorOnLease()
     {
-        var relay = AddNode("relay", RelayOperator);
-        var nat = AddNode("nat", Operator, behindNat: true);
+        var relay = await AddNodeAsync("relay", RelayOperator);
+        var nat = await AddNodeAsync("nat", Operator, behindNat: true);
         _store.SetRelay(nat, relay);
         var vm = NewVm(nat);
 
@@ -93,9 +98,9 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void Create_HookSeesVmBeforeStoredAndThrows_NothingStoredAndCapacityReleased()
+    public async Task Create_HookSeesVmBeforeStoredAndThrows_NothingStoredAndCapacityReleased()
     {
-        var node = AddNode("m1", Operator, points: 2);
+        var node = await AddNodeAsync("m1", Operator, points: 2);
         var failing = new RecordingHook(_store, fail: true);
         var request = new VmRequest("a", new Resources(2, 256, 1), QualityTier.Dedicated, BandwidthTier.Standard, node, "debian-12");
 
@@ -111,10 +116,10 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void OnHeartbeat_SameReportTwiceAndForeignNode_ChargedOnceForeignRejected()
+    public async Task OnHeartbeat_SameReportTwiceAndForeignNode_ChargedOnceForeignRejected()
     {
-        var node = AddNode("m1", Operator);
-        var other = AddNode("m2", Operator);
+        var node = await AddNodeAsync("m1", Operator);
+        var other = await AddNodeAsync("m2", Operator);
         var vm = NewVm(node);
         new VmBilling(_meter, _store, NullLogger<VmBilling>.Instance).OnVmPlaced(vm);
         var sink = CreateSink();
@@ -134,9 +139,9 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void OnHeartbeat_MalformedReport_ProblemAndNothingStored()
+    public async Task OnHeartbeat_MalformedReport_ProblemAndNothingStored()
     {
-        var node = AddNode("m1", Operator);
+        var node = await AddNodeAsync("m1", Operator);
         var sink = CreateSink();
         var bad = new Heartbeat { Usage = new UsageReport { Vms = { new UsageCounters { VmId = "not-a-vm", RunningSeconds = 5 } } } };
         var badTime = Heartbeat(VmId.New(), 0, 5);
@@ -149,9 +154,9 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void RunOnce_VmDeletedAndUserOverdrawn_LeaseClosedAndOtherRunningVmStopped()
+    public async Task RunOnce_VmDeletedAndUserOverdrawn_LeaseClosedAndOtherRunningVmStopped()
     {
-        var node = AddNode("m1", Operator);
+        var node = await AddNodeAsync("m1", Operator);
         var service = CreateService(new VmBilling(_meter, _store, NullLogger<VmBilling>.Instance));
         var a = service.Create(User, new VmRequest("a", new Resources(1, 256, 1), QualityTier.Standard, BandwidthTier.Standard, node, "debian-12")).Vm!;
         var b = service.Create(User, new VmRequest("b", new Resources(1, 256, 1), QualityTier.Standard, BandwidthTier.Standard, node, "debian-12")).Vm!;
@@ -175,9 +180,9 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void RunOnce_UserWithBalance_NothingStopped()
+    public async Task RunOnce_UserWithBalance_NothingStopped()
     {
-        var node = AddNode("m1", Operator);
+        var node = await AddNodeAsync("m1", Operator);
         var service = CreateService(new VmBilling(_meter, _store, NullLogger<VmBilling>.Instance));
         _ledger.Post(LedgerPosting.Transfer("deposit:test", LedgerAccount.ExternalDeposits, LedgerAccount.User(User), 5_000_000));
         var a = service.Create(User, new VmRequest("a", new Resources(1, 256, 1), QualityTier.Standard, BandwidthTier.Standard, node, "debian-12")).Vm!;
@@ -192,13 +197,19 @@ public sealed class BillingHookTests : IDisposable
     }
 
     [Fact]
-    public void Rank_OnlineNodes_BestValueFirstOfflineLeftOutReasonGiven()
+    public async Task Rank_OnlineNodes_BestValueFirstOfflineLeftOutReasonGiven()
     {
-        var dear = AddNode("dear", Operator);
-        var cheap = AddNode("cheap", Operator);
-        var unknown = AddNode("unknown", Operator);
-        var offline = AddNode("offline", Operator);
-        _store.MarkOffline(offline);
+        var dear = await AddNodeAsync("dear", Operator);
+        var cheap = await AddNodeAsync("cheap", Operator);
+        var unknown = await AddNodeAsync("unknown", Operator);
+        var offline = await AddNodeAsync("offline", Operator);
+        _time.Advance(TimeSpan.FromSeconds(31));
+        foreach (var online in new[] { dear, cheap, unknown })
+        {
+            await _store.RecordHeartbeatAsync(online, default, [], _time.GetUtcNow());
+        }
+
+        await _store.Registry.CheckHealthAsync(); // the one without a heartbeat goes offline
         _book.SetOperatorPrices(cheap, ResourceRates.DefaultFloors);
         _book.SetOperatorPrices(unknown, ResourceRates.DefaultFloors);
         _book.SetOperatorPrices(dear, new ResourceRates(0.05m, 0.02m, 0.001m, 0.5m));
@@ -284,13 +295,8 @@ public sealed class BillingHookTests : IDisposable
     private VmService CreateService(IVmBillingHook hook) => new(_store, _placement, hook, new AgentSessions(),
         new OrchestratorMetrics(_metrics.GetRequiredService<IMeterFactory>()), Options.Create(new OrchestratorOptions()), _time, NullLogger<VmService>.Instance);
 
-    private NodeId AddNode(string machine, WalletAddress op, bool behindNat = false, int points = 8)
-    {
-        var id = NodeId.FromMachine(machine, op);
-        _store.UpsertNode(new NodeRecord(id, op, machine, "default", [], "x86_64", behindNat, "127.0.0.1", !behindNat, "", new Resources(points, 8192, 100),
-            default, true, _time.GetUtcNow(), _time.GetUtcNow(), null));
-        return id;
-    }
+    private Task<NodeId> AddNodeAsync(string machine, WalletAddress op, bool behindNat = false, int points = 8) =>
+        OrchestratorCoreStores.RegisterAsync(_store, machine, op, points, behindNat, relayCapable: !behindNat);
 
     private VmRecord NewVm(NodeId node) => new(VmId.New(), User, "t", node, new Resources(2, 1024, 10), QualityTier.Standard, BandwidthTier.Standard,
         VmStates.Provisioning, "unknown", null, new Dictionary<string, bool>(), _time.GetUtcNow(), _time.GetUtcNow());

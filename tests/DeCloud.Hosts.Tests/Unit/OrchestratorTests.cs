@@ -1,5 +1,5 @@
 using DeCloud.Core.Model;
-using DeCloud.Core.Sqlite;
+using DeCloud.Core.Registry;
 using DeCloud.Orchestrator;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Orchestrator.Vms;
@@ -9,17 +9,22 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace DeCloud.Hosts.Tests.Unit;
 
-public sealed class OrchestratorTests : IDisposable
+public sealed class OrchestratorTests : IAsyncDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("dch-orch-").FullName;
+    private readonly OrchestratorCoreStores _stores = new();
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public async ValueTask DisposeAsync()
+    {
+        await _stores.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Fact]
-    public void ApplyAck_SameAckTwiceOrUnknownCommand_AppliedOnce()
+    public async Task ApplyAck_SameAckTwiceOrUnknownCommand_AppliedOnce()
     {
-        var store = CreateSut();
-        var node = RegisterNode(store);
+        var store = await CreateSutAsync();
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
         var vm = NewVm(node);
         var command = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
         var ack = new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded };
@@ -32,10 +37,10 @@ public sealed class OrchestratorTests : IDisposable
     }
 
     [Fact]
-    public void ApplyAck_RelayBoundAnotherPort_PortListsTheRelayPortAndKeepsItAcrossReopen()
+    public async Task ApplyAck_RelayBoundAnotherPort_PortListsTheRelayPortAndKeepsItAcrossReopen()
     {
-        var store = CreateSut();
-        var node = RegisterNode(store);
+        var store = await CreateSutAsync();
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
         var vm = NewVm(node);
         var create = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
         Assert.True(store.ApplyAck(node, new CommandAck { CommandId = create.CommandId, Status = AckStatus.Succeeded }, DateTimeOffset.UnixEpoch));
@@ -50,34 +55,9 @@ public sealed class OrchestratorTests : IDisposable
         ack.Result["relay_public_port"] = "40007";
         Assert.True(store.ApplyAck(node, ack, DateTimeOffset.UnixEpoch));
 
-        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
+        var reopened = await CreateSutAsync();
         var listed = Assert.Single(reopened.ListPorts(vm.Id));
         Assert.Equal((port.PublicPort, 40007, "open"), (listed.PublicPort, listed.RelayPort, listed.State));
-    }
-
-    [Fact]
-    public void GetUptime_OnlineIntervalsAcrossOfflineAndRestart_FractionOfTheSpanSinceRegistration()
-    {
-        var t0 = DateTimeOffset.UnixEpoch.AddDays(1);
-        var store = CreateSut();
-        var wallet = WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7");
-        var node = NodeId.FromMachine("up", wallet);
-        store.UpsertNode(new NodeRecord(node, wallet, "up", "default", [], "x86_64", false, "127.0.0.1", false, "",
-            new Resources(8, 8192, 100), default, true, t0, t0, null));
-        store.RecordHeartbeat(node, default, [], t0.AddHours(10));
-        store.MarkOffline(node);                                  // online t0 .. t0+10h (its last heartbeat)
-        store.RecordHeartbeat(node, default, [], t0.AddHours(12)); // back: a new interval from t0+12h
-        store.RecordHeartbeat(node, default, [], t0.AddHours(20));
-
-        // The span is clipped to the registration; the open interval counts to the end of the span: (10 + 8) / 20.
-        Assert.Equal(0.9m, store.GetUptime(node, t0.AddHours(-5), t0.AddHours(20)));
-        Assert.Equal(0.5m, store.GetUptime(node, t0.AddHours(8), t0.AddHours(12)));
-
-        store.MarkAllOffline();                                   // a restart closes it at the last heartbeat, t0+20h
-        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
-        Assert.Equal(0.45m, reopened.GetUptime(node, t0, t0.AddHours(40)));
-        Assert.Null(reopened.GetUptime(node, t0.AddHours(40), t0.AddHours(40)));
-        Assert.Null(reopened.GetUptime(NodeId.FromMachine("never-registered", wallet), t0, t0.AddHours(1)));
     }
 
     [Theory]
@@ -85,10 +65,10 @@ public sealed class OrchestratorTests : IDisposable
     [InlineData("-1")]
     [InlineData("70000")]
     [InlineData("40007; DROP TABLE ports")]
-    public void ApplyAck_MalformedRelayPort_Ignored(string relayPort)
+    public async Task ApplyAck_MalformedRelayPort_Ignored(string relayPort)
     {
-        var store = CreateSut();
-        var node = RegisterNode(store);
+        var store = await CreateSutAsync();
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
         var vm = NewVm(node);
         store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
         var (port, command) = store.ReservePort(vm.Id, node, 8080, "tcp", 40000, 40010,
@@ -103,11 +83,11 @@ public sealed class OrchestratorTests : IDisposable
     }
 
     [Fact]
-    public void ApplyAck_FromAnotherNode_Ignored()
+    public async Task ApplyAck_FromAnotherNode_Ignored()
     {
-        var store = CreateSut();
-        var node = RegisterNode(store);
-        var other = RegisterNode(store, "other");
+        var store = await CreateSutAsync();
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
+        var other = await OrchestratorCoreStores.RegisterAsync(store, "other");
         var vm = NewVm(node);
         var command = store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
         Assert.False(store.ApplyAck(other, new CommandAck { CommandId = command.CommandId, Status = AckStatus.Succeeded }, DateTimeOffset.UnixEpoch));
@@ -116,20 +96,25 @@ public sealed class OrchestratorTests : IDisposable
     }
 
     [Fact]
-    public void Reopen_AfterWrites_NodesVmsAllocationsAndPendingCommandsRecovered()
+    public async Task Reopen_AfterWrites_NodesVmsAllocationsAndPendingCommandsRecovered()
     {
-        var store = CreateSut();
-        var node = RegisterNode(store);
+        var store = await CreateSutAsync();
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
         var vm = NewVm(node);
         store.CreateVm(vm, seq => new Command { CommandId = "c1", Sequence = seq, CreateVm = new CreateVm { VmId = vm.Id.ToString() } });
+        _time.Advance(TimeSpan.FromSeconds(4));
 
-        store.MarkOffline(node);
+        // The node goes offline through the registry's health check (no heartbeat for longer than OfflineAfter).
+        await store.Registry.CheckHealthAsync();
+        Assert.False(store.GetNode(node)!.Online);
 
-        var placement = new NodePlacement(TimeProvider.System);
-        var reopened = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
+        var placement = new NodePlacement(_time);
+        var reopened = await _stores.OpenAsync(Path.Combine(_dir, "orchestrator.db"), _time, placement, Options);
         Assert.Equal(vm.Id, reopened.GetVm(vm.Id)!.Id);
         Assert.Single(reopened.PendingCommands(node));
-        Assert.NotNull(reopened.GetNode(node));
+        // The node comes back from the registry's tables in the same file, hardware and agent details included.
+        var recovered = reopened.GetNode(node)!;
+        Assert.Equal(("AMD EPYC 7443P", "m1"), (recovered.Registry!.Registration.Hardware.CpuModel, recovered.MachineId));
 
         // Core's inventory is rebuilt: the node (offline, as stored) with the VM's exact allocation.
         var usage = placement.Inventory.GetUsage(node);
@@ -138,17 +123,18 @@ public sealed class OrchestratorTests : IDisposable
         Assert.Equal(256, usage.Allocated.MemoryMiB);
 
         // A heartbeat brings it back online for placement.
-        reopened.RecordHeartbeat(node, default, [], DateTimeOffset.UnixEpoch);
+        await reopened.RecordHeartbeatAsync(node, default, [], _time.GetUtcNow());
         Assert.True(placement.Inventory.GetUsage(node).IsOnline);
+        Assert.True(reopened.GetNode(node)!.Online);
     }
 
     [Fact]
-    public void Commit_HoldExpiredWhileStoring_StoredVmStillCounted()
+    public async Task Commit_HoldExpiredWhileStoring_StoredVmStillCounted()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var time = _time;
         var placement = new NodePlacement(time);
-        var store = new OrchestratorStore(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")), placement);
-        var node = RegisterNode(store);
+        var store = await _stores.OpenAsync(Path.Combine(_dir, "orchestrator.db"), time, placement, Options);
+        var node = await OrchestratorCoreStores.RegisterAsync(store);
         var request = new VmRequest("t", new Resources(8, 8192, 100), QualityTier.Dedicated, BandwidthTier.Standard, null, "debian-12");
         var vm = NewVm(node) with { Resources = request.Resources, QualityTier = request.QualityTier };
 
@@ -188,16 +174,14 @@ public sealed class OrchestratorTests : IDisposable
         Assert.Same(services, builder.Services);
     }
 
-    private OrchestratorStore CreateSut() => new(new SqliteDatabase(Path.Combine(_dir, "orchestrator.db")));
-
-    private static NodeId RegisterNode(OrchestratorStore store, string machine = "m1")
+    private static readonly NodeRegistryOptions Options = new()
     {
-        var wallet = WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7");
-        var id = NodeId.FromMachine(machine, wallet);
-        store.UpsertNode(new NodeRecord(id, wallet, machine, "default", [], "x86_64", false, "127.0.0.1", false, "",
-            new Resources(8, 8192, 100), default, true, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, null));
-        return id;
-    }
+        HeartbeatInterval = TimeSpan.FromSeconds(1), OfflineAfter = TimeSpan.FromSeconds(3), CheckInterval = TimeSpan.FromSeconds(1),
+    };
+
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UnixEpoch.AddDays(100));
+
+    private Task<OrchestratorStore> CreateSutAsync() => _stores.OpenAsync(Path.Combine(_dir, "orchestrator.db"), _time, options: Options);
 
     private static VmRecord NewVm(NodeId node) => new(VmId.New(), WalletAddress.Parse("0x52908400098527886E0F7030069857D2E4169EE7"), "t", node,
         new Resources(2, 256, 1), QualityTier.Standard, BandwidthTier.Standard, VmStates.Provisioning, "unknown", null,

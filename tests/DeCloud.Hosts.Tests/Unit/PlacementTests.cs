@@ -47,8 +47,8 @@ public sealed class PlacementTests : IAsyncLifetime
     [Fact]
     public async Task CreateVm_NothingFits_409ProblemWithSchedulerExplanation()
     {
-        RegisterNode("small", new Resources(8, 8192, 100));
-        RegisterNode("tiny", new Resources(4, 4096, 100));
+        await RegisterNodeAsync("small", new Resources(8, 8192, 100));
+        await RegisterNodeAsync("tiny", new Resources(4, 4096, 100));
 
         using var r = await _http.PostAsJsonAsync("api/v1/vms", new { name = "big", computePoints = 4, memoryMiB = 16384, storageGiB = 10 }).Within();
 
@@ -70,8 +70,8 @@ public sealed class PlacementTests : IAsyncLifetime
     [Fact]
     public async Task CreateVm_TargetNodeTooSmall_RefusedWithThatNodesReason()
     {
-        var small = RegisterNode("small", new Resources(8, 8192, 100));
-        RegisterNode("large", new Resources(64, 65536, 1000));
+        var small = await RegisterNodeAsync("small", new Resources(8, 8192, 100));
+        await RegisterNodeAsync("large", new Resources(64, 65536, 1000));
 
         using var r = await _http.PostAsJsonAsync("api/v1/vms", new { name = "pinned", computePoints = 2, memoryMiB = 16384, storageGiB = 10, nodeId = small.Value }).Within();
 
@@ -88,7 +88,7 @@ public sealed class PlacementTests : IAsyncLifetime
     [Fact]
     public async Task CreateVm_TargetNodeUnknown_409NamingTheNode()
     {
-        RegisterNode("small", new Resources(8, 8192, 100));
+        await RegisterNodeAsync("small", new Resources(8, 8192, 100));
         var unknown = NodeId.FromMachine("nowhere", Operator);
 
         using var r = await _http.PostAsJsonAsync("api/v1/vms", new { computePoints = 1, memoryMiB = 256, storageGiB = 1, nodeId = unknown.Value }).Within();
@@ -100,7 +100,7 @@ public sealed class PlacementTests : IAsyncLifetime
     [Fact]
     public async Task DeleteVm_Acked_ReleasesCapacityForALaterCreate()
     {
-        var node = RegisterNode("only", new Resources(8, 8192, 100));
+        var node = await RegisterNodeAsync("only", new Resources(8, 8192, 100));
         var full = new { name = "full", computePoints = 8, memoryMiB = 8192, storageGiB = 100, qualityTier = "Dedicated" };
         using var first = await _http.PostAsJsonAsync("api/v1/vms", full).Within();
         Assert.Equal(HttpStatusCode.Created, first.StatusCode);
@@ -132,11 +132,7 @@ public sealed class PlacementTests : IAsyncLifetime
         Assert.Equal(default, usage.Held);
     }
 
-    private NodeId RegisterNode(string machine, Resources capacity)
-    {
-        var id = NodeId.FromMachine(machine, Operator);
-        _app.Services.GetRequiredService<OrchestratorStore>().UpsertNode(new NodeRecord(id, Operator, machine, "default", [], "x86_64", false, "127.0.0.1",
-            false, "", capacity, default, true, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, null));
-        return id;
-    }
+    private Task<NodeId> RegisterNodeAsync(string machine, Resources capacity) =>
+        OrchestratorCoreStores.RegisterAsync(_app.Services.GetRequiredService<OrchestratorStore>(), machine, Operator, capacity.ComputePoints,
+            memoryMiB: capacity.MemoryMiB, storageGiB: capacity.StorageGiB);
 }

@@ -31,6 +31,11 @@ public sealed class ProtocolTests
             r => r.Capacity.ComputePoints++,
             r => r.Capacity.MemoryMib++,
             r => r.RelayCapable = true,
+            r => r.CpuCores++,
+            r => r.CpuModel = "other cpu",
+            r => r.BenchmarkScore += 0.5,
+            r => r.PublicEndpoint = "198.51.100.9:22",
+            r => r.Pricing = new RegisterPricing { ComputePointHour = "0.02", MemoryGibHour = "0", StorageGibHour = "0", GpuHour = "0" },
         };
         foreach (var change in changes)
         {
@@ -46,7 +51,7 @@ public sealed class ProtocolTests
         var r = Sample();
         r.MachineId = "m\nnat: false";
         Assert.DoesNotContain("\nnat: false\nnat:", RegistrationText.For(r), StringComparison.Ordinal);
-        Assert.Equal(9, RegistrationText.For(r).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(12, RegistrationText.For(r).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
     [Fact]
