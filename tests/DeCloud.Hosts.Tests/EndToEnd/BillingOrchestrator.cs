@@ -42,7 +42,7 @@ internal sealed class BillingOrchestrator : IAsyncDisposable
         var app = OrchestratorApplication.Create([
             "--Orchestrator:ApiUrl=http://127.0.0.1:0", "--Orchestrator:AgentUrl=http://127.0.0.1:0",
             "--Orchestrator:DataDirectory=" + Path.Combine(dir, "orchestrator"), "--Orchestrator:HeartbeatInterval=00:00:00.300",
-            "--Orchestrator:OfflineAfter=00:00:03", "--Logging:LogLevel:Default=Warning", .. settings]);
+            "--Orchestrator:OfflineAfter=00:00:06", "--Logging:LogLevel:Default=Warning", .. settings]);
         await app.StartAsync().Within(TimeSpan.FromMinutes(1), "the orchestrator to start");
         return new BillingOrchestrator(app, dir);
     }

@@ -39,7 +39,7 @@ internal sealed class Cloud : IAsyncDisposable
         var cloud = new Cloud(Directory.CreateTempSubdirectory("dch-e2e-").FullName) { ApiPort = HostProcess.FreePort(), AgentPort = HostProcess.FreePort() };
         cloud.Orchestrator = HostProcess.Start([
             "orchestrator", "--api-url", $"http://127.0.0.1:{cloud.ApiPort}", "--agent-url", $"http://127.0.0.1:{cloud.AgentPort}",
-            "--data", Path.Combine(cloud.Dir, "orchestrator"), "--Orchestrator:HeartbeatInterval=00:00:00.300", "--Orchestrator:OfflineAfter=00:00:02",
+            "--data", Path.Combine(cloud.Dir, "orchestrator"), "--Orchestrator:HeartbeatInterval=00:00:00.300", "--Orchestrator:OfflineAfter=00:00:06",
             .. orchestratorArgs]);
         cloud.Api = new Uri((await cloud.Orchestrator.WaitForLineAsync(@"decloud orchestrator api (\S+)")).Groups[1].Value);
         cloud.Agents = new Uri((await cloud.Orchestrator.WaitForLineAsync(@"decloud orchestrator agents (\S+)")).Groups[1].Value);
@@ -52,7 +52,7 @@ internal sealed class Cloud : IAsyncDisposable
         Orchestrator = HostProcess.Start("orchestrator",
             "--api-url", $"http://127.0.0.1:{ApiPort}", "--agent-url", $"http://127.0.0.1:{AgentPort}",
             "--data", Path.Combine(Dir, "orchestrator"),
-            "--Orchestrator:HeartbeatInterval=00:00:00.300", "--Orchestrator:OfflineAfter=00:00:02");
+            "--Orchestrator:HeartbeatInterval=00:00:00.300", "--Orchestrator:OfflineAfter=00:00:06");
         Api = new Uri((await Orchestrator.WaitForLineAsync(@"decloud orchestrator api (\S+)")).Groups[1].Value);
         Agents = new Uri((await Orchestrator.WaitForLineAsync(@"decloud orchestrator agents (\S+)")).Groups[1].Value);
     }

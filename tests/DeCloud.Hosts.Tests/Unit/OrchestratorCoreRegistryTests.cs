@@ -155,7 +155,7 @@ public sealed class OrchestratorCoreRegistryTests : IAsyncDisposable
         _app = OrchestratorApplication.Create(
         [
             "--Orchestrator:ApiUrl=http://127.0.0.1:0", "--Orchestrator:AgentUrl=http://127.0.0.1:0", "--Orchestrator:DataDirectory=" + _dir,
-            "--Orchestrator:HeartbeatInterval=00:00:00.200", "--Orchestrator:OfflineAfter=00:00:01", "--Logging:LogLevel:Default=Warning",
+            "--Orchestrator:HeartbeatInterval=00:00:00.500", "--Orchestrator:OfflineAfter=00:00:06", "--Logging:LogLevel:Default=Warning",
         ]);
         await _app.StartAsync().Within();
         var a = OrchestratorApplication.Addresses(_app);
