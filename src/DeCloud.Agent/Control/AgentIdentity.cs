@@ -64,6 +64,9 @@ internal sealed class AgentIdentity
         return r;
     }
 
+    /// <summary>An EIP-191 <c>personal_sign</c> of <paramref name="text"/> by the operator wallet (the relay-token proof of possession).</summary>
+    public string SignText(string text) => _signer.EncodeUTF8AndSign(text, _key);
+
     private static string ReadKeyFile(string path)
     {
         try
