@@ -38,10 +38,24 @@ internal static class RelayTokenProof
         return IsSignature(signature);
     }
 
-    // 0x + 65 bytes (r || s || v) in hex.
-    private static bool IsSignature(string text) =>
-        text.Length == 132 && text.StartsWith("0x", StringComparison.Ordinal) && text.AsSpan(2).IndexOfAnyExceptInRange('0', 'f') < 0
-        && !text.AsSpan(2).ContainsAny(":;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`");
+    // 0x + 65 bytes (r || s || v) in lower-case hex, v one of 0, 1, 27, 28 (Nethereum throws a bare Exception for others).
+    private static bool IsSignature(string text)
+    {
+        if (text.Length != 132 || !text.StartsWith("0x", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        foreach (var c in text.AsSpan(2))
+        {
+            if (!char.IsAsciiDigit(c) && c is not (>= 'a' and <= 'f'))
+            {
+                return false;
+            }
+        }
+
+        return text[^2..] is "00" or "01" or "1b" or "1c";
+    }
 }
 
 /// <summary>

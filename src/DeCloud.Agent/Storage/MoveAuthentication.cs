@@ -30,18 +30,7 @@ internal static class MovePreamble
     /// <summary>Sends the ticket and reads the answer; throws <see cref="MoveRefusedException"/> with the destination's reason when refused.</summary>
     public static async Task PresentAsync(Stream connection, MoveTicket ticket, CancellationToken cancellationToken)
     {
-        var payload = Encoding.UTF8.GetBytes(string.Join('\n', ticket.Token, ticket.VmId, ticket.Volume, ticket.MoveId));
-        if (payload.Length > MaxPayload)
-        {
-            throw new ArgumentException($"the move ticket is {payload.Length} bytes; at most {MaxPayload} fit the preamble.");
-        }
-
-        var frame = new byte[7 + payload.Length];
-        Magic.CopyTo(frame);
-        frame[4] = 1;
-        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(5), (ushort)payload.Length);
-        payload.CopyTo(frame.AsSpan(7));
-        await connection.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+        await connection.WriteAsync(Encode(ticket), cancellationToken).ConfigureAwait(false);
         await connection.FlushAsync(cancellationToken).ConfigureAwait(false);
 
         var head = new byte[3];
@@ -58,6 +47,23 @@ internal static class MovePreamble
         {
             throw new MoveRefusedException($"the destination refused the move: {Encoding.UTF8.GetString(reason)}");
         }
+    }
+
+    /// <summary>The request bytes of <paramref name="ticket"/>; throws <see cref="ArgumentException"/> when it does not fit.</summary>
+    public static byte[] Encode(MoveTicket ticket)
+    {
+        var payload = Encoding.UTF8.GetBytes(string.Join('\n', ticket.Token, ticket.VmId, ticket.Volume, ticket.MoveId));
+        if (payload.Length > MaxPayload)
+        {
+            throw new ArgumentException($"the move ticket is {payload.Length} bytes; at most {MaxPayload} fit the preamble.");
+        }
+
+        var frame = new byte[7 + payload.Length];
+        Magic.CopyTo(frame);
+        frame[4] = 1;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(5), (ushort)payload.Length);
+        payload.CopyTo(frame.AsSpan(7));
+        return frame;
     }
 
     /// <summary>Reads a ticket; returns null and the problem when the bytes are not a well-formed preamble.</summary>
