@@ -90,7 +90,8 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
     /// <summary>
     /// Validates a <c>start_volume_move</c> command and starts it: DeCloud.Storage's <see cref="VolumeMove"/> to the
-    /// destination agent's volume receiver at <c>target_endpoint</c> (host:port), with an IN_PROGRESS ack per step.
+    /// destination agent's volume receiver at <c>target_endpoint</c> (host:port), presenting the command's move token on every
+    /// connection, with an IN_PROGRESS ack per step.
     /// An unreachable destination ends FAILED with the reason; the source volume stays as it was.
     /// </summary>
     public void BeginMove(Command command)
@@ -141,7 +142,8 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
     /// <summary>
     /// Starts the volume receiver (destination side of moves) on <see cref="AgentOptions.MoveListenPort"/> when set;
-    /// returns its endpoint, or null. Each connection is served by DeCloud.Storage's <see cref="VolumeReceiver"/>.
+    /// returns its endpoint, or null. Each connection must first present the orchestrator's move token (<see cref="MovePreamble"/>,
+    /// checked by <see cref="MoveTokenGate"/>); only then is it served by DeCloud.Storage's <see cref="VolumeReceiver"/>.
     /// </summary>
     public string? StartReceiver()
     {
