@@ -83,6 +83,9 @@ internal sealed class AgentIdentity
     internal static string PublicEndpoint(string host, int port) =>
         (host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host) + ":" + port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>An EIP-191 <c>personal_sign</c> of <paramref name="text"/> by the operator wallet (the relay-token proof of possession).</summary>
+    public string SignText(string text) => _signer.EncodeUTF8AndSign(text, _key);
+
     private static string ReadKeyFile(string path)
     {
         try

@@ -137,6 +137,7 @@ internal sealed class AgentWorker(
             while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
             {
                 var m = call.ResponseStream.Current;
+                relay.Observe(m);
                 switch (m.BodyCase)
                 {
                     case OrchestratorMessage.BodyOneofCase.Command:

@@ -1,7 +1,8 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using DeCloud.Agent.Security;
 using DeCloud.Agent.State;
+using DeCloud.Protocol.V1;
 using DeCloud.Relay;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,12 +11,19 @@ namespace DeCloud.Agent.Relaying;
 
 /// <summary>
 /// The agent's two relay roles, both from DeCloud.Relay: on a public relay-capable node a
-/// <see cref="RelayServer"/> that accepts tunnels from the NAT'd nodes the orchestrator granted; on a
-/// NAT'd node a <see cref="RelayClient"/> to its assigned relay, which publishes the node's public ports.
+/// <see cref="RelayServer"/> that accepts tunnels only with a relay token the orchestrator issued to that very node
+/// for this relay (<see cref="RelayTokenAuthenticator"/>); on a NAT'd node a <see cref="RelayClient"/> to its assigned
+/// relay, authenticated with its relay token (<see cref="RelayTokenCredentials"/>), which publishes the node's public ports.
 /// </summary>
-internal sealed class AgentRelay(IOptions<AgentOptions> options, AgentState state, ILoggerFactory loggerFactory, TimeProvider time) : IAsyncDisposable
+internal sealed partial class AgentRelay(
+    IOptions<AgentOptions> options,
+    AgentState state,
+    RelayTokenAuthenticator authenticator,
+    RelayTokenCredentials credentials,
+    ILoggerFactory loggerFactory,
+    TimeProvider time) : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, byte[]> _grants = new(StringComparer.Ordinal);
+    private readonly ILogger _logger = loggerFactory.CreateLogger<AgentRelay>();
     private readonly SemaphoreSlim _gate = new(1, 1);
     private RelayServer? _server;
     private RelayClient? _client;
@@ -41,19 +49,50 @@ internal sealed class AgentRelay(IOptions<AgentOptions> options, AgentState stat
                 PublicHost = o.PublicHost,
                 DatabasePath = Path.Combine(dataDirectory, "relay.db"),
             },
-            new HmacChallengeAuthenticator(node => _grants.TryGetValue(node, out var s) ? s : null),
+            authenticator,
             loggerFactory,
             time);
         await _server.StartAsync(cancellationToken).ConfigureAwait(false);
         Endpoint = string.Create(CultureInfo.InvariantCulture, $"{o.PublicHost}:{_server.ControlEndPoint!.Port}");
     }
 
-    /// <summary>The orchestrator allowed <paramref name="nodeId"/> to tunnel through this relay with <paramref name="secret"/>.</summary>
-    public void Grant(string nodeId, byte[] secret) => _grants[nodeId] = secret;
+    /// <summary>
+    /// The orchestrator's HMAC grant for <paramref name="nodeId"/>. Not used: this relay role accepts tunnels only with the
+    /// node's relay token, which names the node and this relay and needs no per-node state here.
+    /// </summary>
+    public void Grant(string nodeId, byte[] secret) => Log.GrantIgnored(_logger, nodeId, secret.Length);
 
-    /// <summary>Connects (or reconnects) to the assigned relay and republishes every stored port.</summary>
+    /// <summary>
+    /// Takes relay tokens from the orchestrator's messages, before they are handled: the one in a
+    /// <c>RelayAssignment</c> (so the tunnel it opens presents it) and each <c>RelayTokenRenewal</c> (used from the next
+    /// tunnel (re)connect on).
+    /// </summary>
+    public void Observe(OrchestratorMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        switch (message.BodyCase)
+        {
+            case OrchestratorMessage.BodyOneofCase.RelayAssignment when message.RelayAssignment.RelayToken.Length > 0:
+                credentials.Update(message.RelayAssignment.RelayNodeId, message.RelayAssignment.RelayToken);
+                break;
+            case OrchestratorMessage.BodyOneofCase.RelayAssignment:
+                Log.NoRelayToken(_logger, message.RelayAssignment.RelayNodeId);
+                break;
+            case OrchestratorMessage.BodyOneofCase.RelayTokenRenewal when message.RelayTokenRenewal.Token.Length > 0:
+                credentials.Update(message.RelayTokenRenewal.RelayNodeId, message.RelayTokenRenewal.Token);
+                Log.RelayTokenRenewed(_logger, message.RelayTokenRenewal.RelayNodeId, DateTimeOffset.FromUnixTimeMilliseconds(message.RelayTokenRenewal.ExpiresAtUnixMs));
+                break;
+        }
+    }
+
+    /// <summary>Connects (or reconnects) to the assigned relay with the node's relay token and republishes every stored port.</summary>
+    /// <param name="nodeId">This node's id.</param>
+    /// <param name="relayEndpoint">host:port of the relay's control listener.</param>
+    /// <param name="secret">The assignment's HMAC secret: not used (the relay checks the relay token, see <see cref="Observe"/>).</param>
+    /// <param name="cancellationToken">Cancels the connect.</param>
     public async Task AssignAsync(string nodeId, string relayEndpoint, byte[] secret, CancellationToken cancellationToken)
     {
+        _ = secret;
         var colon = relayEndpoint.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(relayEndpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port))
         {
@@ -70,7 +109,7 @@ internal sealed class AgentRelay(IOptions<AgentOptions> options, AgentState stat
 
             _client = new RelayClient(
                 new RelayClientOptions { ServerHost = relayEndpoint[..colon], ServerPort = port, NodeId = nodeId },
-                new HmacChallengeCredentials(secret),
+                credentials,
                 loggerFactory,
                 time);
             await _client.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -127,5 +166,17 @@ internal sealed class AgentRelay(IOptions<AgentOptions> options, AgentState stat
         }
 
         _gate.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1420, LogLevel.Debug, "HMAC relay grant for node {NodeId} ({Bytes} bytes) ignored: tunnels into this relay need the node's relay token.")]
+        public static partial void GrantIgnored(ILogger logger, string nodeId, int bytes);
+
+        [LoggerMessage(1421, LogLevel.Warning, "The relay assignment to {RelayNodeId} carries no relay token; the relay will refuse the tunnel until the orchestrator sends one.")]
+        public static partial void NoRelayToken(ILogger logger, string relayNodeId);
+
+        [LoggerMessage(1422, LogLevel.Information, "Relay token for relay {RelayNodeId} renewed (expires {ExpiresAt:O}).")]
+        public static partial void RelayTokenRenewed(ILogger logger, string relayNodeId, DateTimeOffset expiresAt);
     }
 }

@@ -23,6 +23,9 @@ internal static class AgentSecurityRegistration
         services.TryAddSingleton<OrchestratorKeySet>();
         services.TryAddSingleton<ConnectAuthorizer>();
         services.TryAddSingleton<AuthorizationEndpoint>();
+        services.TryAddSingleton<RelayTokenAuthenticator>();
+        services.TryAddSingleton<RelayTokenCredentials>();
+        services.TryAddSingleton<Storage.MoveTokenGate>();
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<OrchestratorKeySet>());
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<AuthorizationEndpoint>());
     }

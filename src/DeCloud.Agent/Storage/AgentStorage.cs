@@ -23,6 +23,7 @@ internal sealed partial class AgentStorage : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly MoveTokenGate _moveGate;
     private readonly SemaphoreSlim _serial = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _running = [];
@@ -30,8 +31,9 @@ internal sealed partial class AgentStorage : IAsyncDisposable
     private readonly BtrfsVolumes? _backupTarget;
     private System.Net.Sockets.TcpListener? _listener;
 
-    public AgentStorage(IOptions<AgentOptions> options, AgentState state, AckOutbox outbox, ILoggerFactory loggerFactory, TimeProvider time)
+    public AgentStorage(IOptions<AgentOptions> options, AgentState state, AckOutbox outbox, MoveTokenGate moveGate, ILoggerFactory loggerFactory, TimeProvider time)
     {
+        _moveGate = moveGate;
         _options = options.Value;
         _state = state;
         _outbox = outbox;
@@ -88,7 +90,8 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
     /// <summary>
     /// Validates a <c>start_volume_move</c> command and starts it: DeCloud.Storage's <see cref="VolumeMove"/> to the
-    /// destination agent's volume receiver at <c>target_endpoint</c> (host:port), with an IN_PROGRESS ack per step.
+    /// destination agent's volume receiver at <c>target_endpoint</c> (host:port), presenting the command's move token on every
+    /// connection, with an IN_PROGRESS ack per step.
     /// An unreachable destination ends FAILED with the reason; the source volume stays as it was.
     /// </summary>
     public void BeginMove(Command command)
@@ -106,6 +109,13 @@ internal sealed partial class AgentStorage : IAsyncDisposable
             throw new ArgumentException($"start_volume_move: target_endpoint '{m.TargetEndpoint}' must be host:port (port 1-65535).");
         }
 
+        if (string.IsNullOrEmpty(m.MoveToken) || string.IsNullOrEmpty(m.MoveId))
+        {
+            throw new ArgumentException("start_volume_move: move_token and move_id are required; destinations accept only moves the orchestrator authorized.");
+        }
+
+        var ticket = new MoveTicket(m.MoveToken, m.VmId, volume, m.MoveId);
+
         var move = new VolumeMove(volumes, new VolumeMoveOptions { MaxAttempts = 2, RetryDelay = TimeSpan.FromMilliseconds(500) }, _loggerFactory, _time);
         Run(command, async ct =>
         {
@@ -119,7 +129,7 @@ internal sealed partial class AgentStorage : IAsyncDisposable
                     return ValueTask.CompletedTask;
                 },
             };
-            var result = await move.MoveAsync(volume, c => ConnectAsync(host, port, c), hooks, cancellationToken: ct).ConfigureAwait(false);
+            var result = await move.MoveAsync(volume, c => ConnectAsync(host, port, ticket, c), hooks, cancellationToken: ct).ConfigureAwait(false);
             return new Dictionary<string, string>
             {
                 ["move_id"] = m.MoveId,
@@ -132,7 +142,8 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
     /// <summary>
     /// Starts the volume receiver (destination side of moves) on <see cref="AgentOptions.MoveListenPort"/> when set;
-    /// returns its endpoint, or null. Each connection is served by DeCloud.Storage's <see cref="VolumeReceiver"/>.
+    /// returns its endpoint, or null. Each connection must first present the orchestrator's move token (<see cref="MovePreamble"/>,
+    /// checked by <see cref="MoveTokenGate"/>); only then is it served by DeCloud.Storage's <see cref="VolumeReceiver"/>.
     /// </summary>
     public string? StartReceiver()
     {
@@ -216,7 +227,7 @@ internal sealed partial class AgentStorage : IAsyncDisposable
         return host.Length is > 0 and <= 253;
     }
 
-    private static async ValueTask<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken)
+    private static async ValueTask<Stream> ConnectAsync(string host, int port, MoveTicket ticket, CancellationToken cancellationToken)
     {
         var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -236,7 +247,24 @@ internal sealed partial class AgentStorage : IAsyncDisposable
             throw;
         }
 
-        return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        try
+        {
+            // The move token goes first; the storage wire starts only once the destination accepted it.
+            await MovePreamble.PresentAsync(stream, ticket, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or MoveRefusedException)
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            if (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new IOException($"the destination {host}:{port} did not answer the move preamble within 10 s.", ex);
+            }
+
+            throw;
+        }
+
+        return stream;
     }
 
     private async Task AcceptLoopAsync(System.Net.Sockets.TcpListener listener, VolumeReceiver receiver, CancellationToken ct)
@@ -259,10 +287,44 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
     private async Task ServeAsync(System.Net.Sockets.Socket socket, VolumeReceiver receiver, CancellationToken ct)
     {
+        var remote = (socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
         var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
         await using var streamScope = stream.ConfigureAwait(false);
         try
         {
+            // Nothing reaches the receiver before the sender's move token is checked.
+            string? refusal;
+            using (var preamble = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                preamble.CancelAfter(PreambleTimeout);
+                try
+                {
+                    var (ticket, problem) = await MovePreamble.ReadAsync(stream, preamble.Token).ConfigureAwait(false);
+                    refusal = problem ?? await _moveGate.CheckAsync(ticket!, remote, preamble.Token).ConfigureAwait(false);
+                    if (problem is not null)
+                    {
+                        Log.MoveRefused(_logger, remote?.ToString() ?? "?", problem);
+                    }
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    Log.MoveRefused(_logger, remote?.ToString() ?? "?", $"no move preamble within {PreambleTimeout.TotalSeconds} s");
+                    return;
+                }
+                catch (EndOfStreamException)
+                {
+                    Log.MoveRefused(_logger, remote?.ToString() ?? "?", "the connection closed inside the move preamble");
+                    return;
+                }
+
+                await MovePreamble.AnswerAsync(stream, refusal, preamble.Token).ConfigureAwait(false);
+            }
+
+            if (refusal is not null)
+            {
+                return;
+            }
+
             await receiver.ServeAsync(stream, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is StorageException or IOException or OperationCanceledException or InvalidDataException or System.Net.Sockets.SocketException)
@@ -271,6 +333,9 @@ internal sealed partial class AgentStorage : IAsyncDisposable
             Log.ReceiveFailed(_logger, ex.Message);
         }
     }
+
+    /// <summary>How long a sender has to present its move token.</summary>
+    internal static TimeSpan PreambleTimeout { get; } = TimeSpan.FromSeconds(10);
 
     private static string TagOf(string text, string fallback)
     {
@@ -324,5 +389,8 @@ internal sealed partial class AgentStorage : IAsyncDisposable
 
         [LoggerMessage(42, LogLevel.Warning, "A volume move to this node failed: {Error}")]
         public static partial void ReceiveFailed(ILogger logger, string error);
+
+        [LoggerMessage(43, LogLevel.Warning, "A volume move connection from {Remote} was refused before the receiver: {Reason}")]
+        public static partial void MoveRefused(ILogger logger, string remote, string reason);
     }
 }

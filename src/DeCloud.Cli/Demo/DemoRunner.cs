@@ -90,7 +90,7 @@ internal sealed class DemoRunner(CliOutput output, string hypervisor, bool keepD
             var n = await anonymous.SearchNodesAsync("?online=true", ct).ConfigureAwait(false);
             return n.SingleOrDefault(x => x.BehindNat && x.RelayNodeId is not null);
         }, "a relay assignment for the NAT'd node", ct).ConfigureAwait(false);
-        await Step($"relay {Table.Short(relayed.RelayNodeId!)} (the public node's relay role) assigned to the NAT'd node").ConfigureAwait(false);
+        await Step($"relay {Table.Short(relayed.RelayNodeId!)} (the public node's relay role) assigned to the NAT'd node; its tunnel is authenticated by a relay token the orchestrator signed for that node and relay").ConfigureAwait(false);
 
         // 6. A public TCP port to a service on the NAT'd side, and a byte round trip through the relay.
         _echo = new TcpListener(IPAddress.Loopback, 0);

@@ -14,6 +14,8 @@ internal ref struct RawClaims
     public ReadOnlySpan<byte> TokenId;
     public ReadOnlySpan<byte> Wallet;
     public ReadOnlySpan<byte> Role;
+    public ReadOnlySpan<byte> Volume;
+    public ReadOnlySpan<byte> Move;
     public TokenScopes Scopes;
     public DateTimeOffset IssuedAt;
     public DateTimeOffset NotBefore;
@@ -28,7 +30,7 @@ internal ref struct RawClaims
 /// </summary>
 internal static class ClaimsReader
 {
-    public const int Iss = 1, Sub = 2, Aud = 4, Kind = 8, Vm = 16, Prj = 32, Scp = 64, Iat = 128, Nbf = 256, Exp = 512, Jti = 1024, Wal = 2048, Rol = 4096;
+    public const int Iss = 1, Sub = 2, Aud = 4, Kind = 8, Vm = 16, Prj = 32, Scp = 64, Iat = 128, Nbf = 256, Exp = 512, Jti = 1024, Wal = 2048, Rol = 4096, Vol = 8192, Mov = 16384;
     public const int Required = Iss | Sub | Aud | Kind | Iat | Nbf | Exp | Jti;
 
     private static readonly JsonReaderOptions Options = new() { MaxDepth = 4, CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false };
@@ -167,6 +169,8 @@ internal static class ClaimsReader
             case Jti: c.TokenId = value; break;
             case Wal: c.Wallet = value; break;
             case Rol: c.Role = value; break;
+            case Vol: c.Volume = value; break;
+            case Mov: c.Move = value; break;
         }
     }
 
@@ -186,6 +190,8 @@ internal static class ClaimsReader
             _ when name.SequenceEqual("jti"u8) => Jti,
             _ when name.SequenceEqual("wal"u8) => Wal,
             _ when name.SequenceEqual("rol"u8) => Rol,
+            _ when name.SequenceEqual("vol"u8) => Vol,
+            _ when name.SequenceEqual("mov"u8) => Mov,
             _ => 0,
         },
         4 when name.SequenceEqual("kind"u8) => Kind,

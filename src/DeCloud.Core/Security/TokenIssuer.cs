@@ -70,6 +70,7 @@ public sealed class TokenIssuer
 {
     internal const string ConnectKind = "connect";
     internal const string NodeKind = "node";
+    internal const string MoveKind = "move";
 
     private readonly TokenKeyRing _keys;
     private readonly TokenIssuerOptions _options;
@@ -146,11 +147,11 @@ public sealed class TokenIssuer
     }
 
     /// <summary>Issues a node token: only after <see cref="NodeCredentials"/> verified the operator's signed registration.</summary>
-    internal IssuedToken IssueNodeToken(NodeId node, WalletAddress operatorWallet, NodeRole role, string audience)
+    internal IssuedToken IssueNodeToken(NodeId node, WalletAddress operatorWallet, NodeRole role, string audience, TimeSpan? lifetime = null)
     {
         TokenText.RequireId(audience, "audience");
         var now = Truncate(_time.GetUtcNow());
-        var exp = now + _options.NodeTokenLifetime;
+        var exp = now + (lifetime ?? _options.NodeTokenLifetime);
         var jti = Guid.NewGuid();
         var token = Sign(w =>
         {
@@ -159,6 +160,73 @@ public sealed class TokenIssuer
             w.WriteString("rol", role == NodeRole.Relay ? "relay" : "agent");
         });
         return new IssuedToken(token, jti, _keys.CurrentKeyId, exp);
+    }
+
+    /// <summary>
+    /// Issues a relay token: a node token (kind <c>node</c>, role agent) whose audience is the relay that carries the
+    /// node's public ports, so that relay can check, without contacting anyone, that a tunnel claiming
+    /// <paramref name="node"/> really is that node. The orchestrator issues it only to the node itself (over its
+    /// registered control stream) when it assigns the relay, and renews it before it expires.
+    /// </summary>
+    /// <param name="node">The node behind NAT (<c>sub</c>).</param>
+    /// <param name="operatorWallet">The wallet that signed the node's registration (<c>wal</c>).</param>
+    /// <param name="relayId">The relay's node id (<c>aud</c>).</param>
+    /// <param name="lifetime">Its lifetime (default and maximum <see cref="TokenIssuerOptions.NodeTokenLifetime"/>).</param>
+    public IssuedToken IssueRelayToken(NodeId node, WalletAddress operatorWallet, string relayId, TimeSpan? lifetime = null)
+    {
+        if (node.IsEmpty)
+        {
+            throw Validate.Fail(nameof(node), "must be a node id.");
+        }
+
+        if (operatorWallet.IsEmpty)
+        {
+            throw Validate.Fail(nameof(operatorWallet), "must be a wallet address.");
+        }
+
+        return IssueNodeToken(node, operatorWallet, NodeRole.Agent, relayId, CheckLifetime(lifetime, _options.NodeTokenLifetime, nameof(lifetime)));
+    }
+
+    /// <summary>
+    /// Issues a volume-move token: it lets the source node of one move write one volume into the destination
+    /// node's volume receiver. The destination checks it before a byte reaches its receiver, and accepts its
+    /// token id for one move only.
+    /// </summary>
+    public IssuedToken IssueVolumeMoveToken(VolumeMoveTokenRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Source.IsEmpty)
+        {
+            throw Validate.Fail("request.source", "must be a node id.");
+        }
+
+        TokenText.RequireId(request.Destination, "request.destination");
+        if (request.Vm.Value == Guid.Empty)
+        {
+            throw Validate.Fail("request.vm", "must be a VM id.");
+        }
+
+        TokenText.RequireId(request.Volume, "request.volume");
+        TokenText.RequireId(request.MoveId, "request.moveId");
+        var now = Truncate(_time.GetUtcNow());
+        var exp = now + CheckLifetime(request.Lifetime ?? VolumeMoveTokenRequest.DefaultLifetime, _options.NodeTokenLifetime, "request.lifetime");
+        var jti = Guid.NewGuid();
+        var token = Sign(w =>
+        {
+            WriteCommon(w, request.Source.Value, request.Destination, MoveKind, now, exp, jti);
+            w.WriteString("vm", request.Vm.ToString());
+            w.WriteString("vol", request.Volume);
+            w.WriteString("mov", request.MoveId);
+        });
+        return new IssuedToken(token, jti, _keys.CurrentKeyId, exp);
+    }
+
+    private static TimeSpan CheckLifetime(TimeSpan? lifetime, TimeSpan max, string field)
+    {
+        var value = lifetime ?? max;
+        return value <= TimeSpan.Zero || value > max
+            ? throw Validate.Fail(field, $"{value} is out of range; expected more than 0 and at most {max}.")
+            : value;
     }
 
     private void WriteCommon(Utf8JsonWriter w, string subject, string audience, string kind, DateTimeOffset now, DateTimeOffset exp, Guid jti)

@@ -93,7 +93,7 @@ public static class TokenStatusText
         TokenStatus.BadClaims => "claims are missing, duplicated or ill-typed",
         TokenStatus.WrongIssuer => "issued by another issuer",
         TokenStatus.WrongAudience => "issued for another audience",
-        TokenStatus.WrongTokenKind => "another kind of token (connect or node)",
+        TokenStatus.WrongTokenKind => "another kind of token (connect, node or move)",
         TokenStatus.Expired => "expired",
         TokenStatus.NotYetValid => "not valid yet",
         TokenStatus.IssuedInFuture => "issued in the future",

@@ -127,6 +127,27 @@ public sealed class TokenValidator
         return new TokenValidationResult<NodeTokenClaims>(status, node);
     }
 
+    /// <summary>
+    /// Validates a volume-move token (destination side: the audience is this node's id) and checks it names
+    /// <paramref name="vm"/>, <paramref name="volume"/> and <paramref name="moveId"/>; audited. A valid token for
+    /// another move or volume is <see cref="TokenStatus.NotGranted"/>.
+    /// </summary>
+    public TokenValidationResult<VolumeMoveTokenClaims> AuthorizeVolumeMove(ReadOnlySpan<char> token, VmId vm, string volume, string moveId)
+    {
+        ArgumentNullException.ThrowIfNull(volume);
+        ArgumentNullException.ThrowIfNull(moveId);
+        var status = Open(token, TokenIssuer.MoveKind, out var raw);
+        var claims = raw as VolumeMoveTokenClaims;
+        if (status == TokenStatus.Valid && !claims!.Grants(vm, volume, moveId))
+        {
+            status = TokenStatus.NotGranted;
+        }
+
+        SecurityMetrics.TokenValidated(status);
+        Audit("move-token", status, claims?.Source.Value, vm, null, TokenScopes.None);
+        return new TokenValidationResult<VolumeMoveTokenClaims>(status, claims);
+    }
+
     private void Audit(string source, TokenStatus status, string? subject, VmId? vm, string? project, TokenScopes scope) =>
         _audit?.Record(new AuthorizationAuditEntry(_time.GetUtcNow(), status == TokenStatus.Valid ? AuthorizationOutcome.Allow : AuthorizationOutcome.Deny,
             source, TokenStatusText.Describe(status), subject, vm, project, scope));
@@ -215,9 +236,16 @@ public sealed class TokenValidator
 
         var isConnect = c.Kind.SequenceEqual("connect"u8);
         var isNode = c.Kind.SequenceEqual("node"u8);
-        if (!(isConnect ? expectedKind == TokenIssuer.ConnectKind : isNode && expectedKind == TokenIssuer.NodeKind))
+        var isMove = c.Kind.SequenceEqual("move"u8);
+        if (!(isConnect || isNode || isMove))
         {
-            return isConnect || isNode ? TokenStatus.WrongTokenKind : TokenStatus.BadClaims;
+            return TokenStatus.BadClaims;
+        }
+
+        var kind = isConnect ? TokenIssuer.ConnectKind : isNode ? TokenIssuer.NodeKind : TokenIssuer.MoveKind;
+        if (!string.Equals(kind, expectedKind, StringComparison.Ordinal))
+        {
+            return TokenStatus.WrongTokenKind;
         }
 
         if (!c.Audience.SequenceEqual(_audience))
@@ -232,7 +260,7 @@ public sealed class TokenValidator
 
         // Materialize the claims before the time and revocation checks, so a refused-but-authentic
         // token still reports whose it was (for the audit log).
-        var status = isConnect ? MaterializeConnect(ref c, jti, out claims) : MaterializeNode(ref c, jti, out claims);
+        var status = isConnect ? MaterializeConnect(ref c, jti, out claims) : isNode ? MaterializeNode(ref c, jti, out claims) : MaterializeMove(ref c, jti, out claims);
         if (status != TokenStatus.Valid)
         {
             return status;
@@ -273,7 +301,7 @@ public sealed class TokenValidator
     {
         claims = null;
         if ((c.Seen & (ClaimsReader.Scp)) == 0 || ((c.Seen & ClaimsReader.Vm) != 0) == ((c.Seen & ClaimsReader.Prj) != 0)
-            || (c.Seen & (ClaimsReader.Wal | ClaimsReader.Rol)) != 0 || !IsLowerHex(c.Subject, 2, 40) || c.Subject[0] != '0' || c.Subject[1] != 'x')
+            || (c.Seen & (ClaimsReader.Wal | ClaimsReader.Rol | ClaimsReader.Vol | ClaimsReader.Mov)) != 0 || !IsLowerHex(c.Subject, 2, 40) || c.Subject[0] != '0' || c.Subject[1] != 'x')
         {
             return TokenStatus.BadClaims;
         }
@@ -311,7 +339,7 @@ public sealed class TokenValidator
     private TokenStatus MaterializeNode(ref RawClaims c, Guid jti, out object? claims)
     {
         claims = null;
-        if ((c.Seen & (ClaimsReader.Scp | ClaimsReader.Vm | ClaimsReader.Prj)) != 0 || !IsLowerHex(c.Subject, 0, 64)
+        if ((c.Seen & (ClaimsReader.Scp | ClaimsReader.Vm | ClaimsReader.Prj | ClaimsReader.Vol | ClaimsReader.Mov)) != 0 || !IsLowerHex(c.Subject, 0, 64)
             || c.Wallet.Length != 42 || !IsLowerHex(c.Wallet, 2, 40))
         {
             return TokenStatus.BadClaims;
@@ -338,6 +366,23 @@ public sealed class TokenValidator
         }
 
         claims = new NodeTokenClaims(_options.Issuer, node, _options.Audience, wallet, role, c.IssuedAt, c.NotBefore, c.ExpiresAt, jti);
+        return TokenStatus.Valid;
+    }
+
+    private TokenStatus MaterializeMove(ref RawClaims c, Guid jti, out object? claims)
+    {
+        claims = null;
+        const int Required = ClaimsReader.Vm | ClaimsReader.Vol | ClaimsReader.Mov;
+        if ((c.Seen & Required) != Required || (c.Seen & (ClaimsReader.Scp | ClaimsReader.Prj | ClaimsReader.Wal | ClaimsReader.Rol)) != 0
+            || !IsLowerHex(c.Subject, 0, 64) || c.Volume.Length > 128 || c.Move.Length > 128
+            || !Utf8Parser.TryParse(c.Vm, out Guid vm, out var used, 'N') || used != c.Vm.Length || vm == Guid.Empty
+            || !NodeId.TryParse(Encoding.ASCII.GetString(c.Subject), null, out var source))
+        {
+            return TokenStatus.BadClaims;
+        }
+
+        claims = new VolumeMoveTokenClaims(_options.Issuer, source, _options.Audience, new VmId(vm), Encoding.UTF8.GetString(c.Volume),
+            Encoding.UTF8.GetString(c.Move), c.IssuedAt, c.NotBefore, c.ExpiresAt, jti);
         return TokenStatus.Valid;
     }
 

@@ -9,7 +9,7 @@ namespace DeCloud.Orchestrator.Agents;
 /// Picks a relay for each node behind NAT: an online relay-capable public node, same region first,
 /// then the one carrying the fewest NAT'd nodes, and tells the NAT'd node where to dial.
 /// </summary>
-internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessions, ILogger<RelayAssigner> logger)
+internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessions, ILogger<RelayAssigner> logger, Security.RelayTokens relayTokens)
 {
     private readonly Lock _gate = new();
 
@@ -85,6 +85,7 @@ internal sealed class RelayAssigner(OrchestratorStore store, AgentSessions sessi
                 RelayEndpoint = best.RelayEndpoint,
                 PublicHost = best.PublicHost,
                 Secret = secret,
+                RelayToken = relayTokens.Issue(natted.Id, natted.Operator, best.Id.Value),
             },
         });
         Log.RelayAssigned(logger, best.Id.Value, natted.Id.Value);

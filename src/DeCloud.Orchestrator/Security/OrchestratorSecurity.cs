@@ -11,7 +11,7 @@ namespace DeCloud.Orchestrator.Security;
 /// <summary>
 /// Wires Core's security into the orchestrator: one <see cref="SqliteDatabase"/> (<c>orchestrator.db</c>) shared
 /// by the orchestrator's store, the SIWE nonce store and the persistent token key ring; Sign-In with Ethereum
-/// configured from <see cref="OrchestratorOptions"/>; the token issuer; connect tokens.
+/// configured from <see cref="OrchestratorOptions"/>; the token issuer; connect tokens; relay tokens for NAT'd nodes.
 /// </summary>
 internal static class OrchestratorSecurity
 {
@@ -47,5 +47,9 @@ internal static class OrchestratorSecurity
         services.TryAddSingleton<SignInService>();
         services.TryAddSingleton<ConnectTokenService>();
         services.AddHostedService<SigningKeyRotation>();
+        services.AddOptions<RelayTokenOptions>().BindConfiguration(RelayTokenOptions.SectionName).ValidateOnStart();
+        services.TryAddSingleton<IValidateOptions<RelayTokenOptions>, RelayTokenOptionsValidator>();
+        services.TryAddSingleton<RelayTokens>();
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostedService>(sp => sp.GetRequiredService<RelayTokens>());
     }
 }

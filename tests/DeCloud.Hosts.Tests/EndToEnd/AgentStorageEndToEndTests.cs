@@ -113,8 +113,9 @@ public sealed class AgentStorageEndToEndTests
             var executor = src.Services.GetRequiredService<CommandExecutor>();
             var outbox = src.Services.GetRequiredService<AckOutbox>();
             var vmId = VmId.New().ToString();
+            using var moveTokens = AgentAuthMoveEndToEndTests.MoveTokens.For(src, dst);
 
-            var move = new Command { CommandId = "m1", Sequence = 1, StartVolumeMove = new StartVolumeMove { VmId = vmId, Volume = "vm-move", TargetEndpoint = endpoint, MoveId = "mv-1" } };
+            var move = new Command { CommandId = "m1", Sequence = 1, StartVolumeMove = new StartVolumeMove { VmId = vmId, Volume = "vm-move", TargetEndpoint = endpoint, MoveId = "mv-1", MoveToken = moveTokens.Issue(vmId, "vm-move", "mv-1") } };
             Assert.Equal(AckStatus.InProgress, (await executor.ExecuteAsync(move, default).Within()).Status);
             var steps = new List<string>();
             var final = await NextFinalAsync(outbox, "m1", steps);
@@ -126,7 +127,7 @@ public sealed class AgentStorageEndToEndTests
 
             // A destination that does not answer: FAILED with the reason, the source volume untouched.
             var closed = HostProcess.FreePort();
-            var unreachable = new Command { CommandId = "m2", Sequence = 2, StartVolumeMove = new StartVolumeMove { VmId = vmId, Volume = "vm-stay", TargetEndpoint = $"127.0.0.1:{closed}", MoveId = "mv-2" } };
+            var unreachable = new Command { CommandId = "m2", Sequence = 2, StartVolumeMove = new StartVolumeMove { VmId = vmId, Volume = "vm-stay", TargetEndpoint = $"127.0.0.1:{closed}", MoveId = "mv-2", MoveToken = moveTokens.Issue(vmId, "vm-stay", "mv-2") } };
             Assert.Equal(AckStatus.InProgress, (await executor.ExecuteAsync(unreachable, default).Within()).Status);
             var failed = await NextFinalAsync(outbox, "m2");
             Assert.Equal(AckStatus.Failed, failed.Status);
@@ -153,7 +154,7 @@ public sealed class AgentStorageEndToEndTests
         return await LoopBtrfsFilesystem.CreateAsync("dca9-");
     }
 
-    private static async Task<IHost> StartAgentAsync(string dir, params string[] extra)
+    internal static async Task<IHost> StartAgentAsync(string dir, params string[] extra)
     {
         var host = AgentTierEndToEndTests.AgentHost(dir, "http://127.0.0.1:1", ["--Agent:Hypervisor=simulated", "--Agent:PortForwarding=userspace", .. extra]);
         await host.StartAsync().Within();
@@ -162,7 +163,7 @@ public sealed class AgentStorageEndToEndTests
     }
 
     /// <summary>Reads the outbox until <paramref name="commandId"/>'s final ack, collecting the steps of its progress acks.</summary>
-    private static async Task<CommandAck> NextFinalAsync(AckOutbox outbox, string commandId, List<string>? steps = null)
+    internal static async Task<CommandAck> NextFinalAsync(AckOutbox outbox, string commandId, List<string>? steps = null)
     {
         while (true)
         {

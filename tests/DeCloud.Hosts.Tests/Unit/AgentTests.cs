@@ -18,7 +18,13 @@ public sealed class AgentTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("dch-agent-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private AgentAuthTestKit? _auth;
+
+    public void Dispose()
+    {
+        _auth?.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Fact]
     public async Task Execute_SameCommandTwice_RunsOnceAndReturnsStoredAck()
@@ -114,9 +120,12 @@ public sealed class AgentTests : IDisposable
         var state = new AgentState(new SqliteDatabase(Path.Combine(_dir, "agent.db")));
         var hv = new SimulatedHypervisor();
         var options = Microsoft.Extensions.Options.Options.Create(new AgentOptions { WalletPrivateKey = new string('1', 64), MachineId = "dch-unit" });
-        var relay = new DeCloud.Agent.Relaying.AgentRelay(options, state, NullLoggerFactory.Instance, TimeProvider.System);
+        var identity = new AgentIdentity(options);
+        _auth ??= new AgentAuthTestKit(_dir, identity.NodeId, TimeProvider.System);
+        var relay = new DeCloud.Agent.Relaying.AgentRelay(options, state, _auth.RelayAuthenticator, new DeCloud.Agent.Security.RelayTokenCredentials(identity),
+            NullLoggerFactory.Instance, TimeProvider.System);
         var ports = new PublicPorts(options, new TcpPortForwarder("127.0.0.1"), NullLoggerFactory.Instance, TimeProvider.System);
-        var storage = new DeCloud.Agent.Storage.AgentStorage(options, state, new AckOutbox(), NullLoggerFactory.Instance, TimeProvider.System);
+        var storage = new DeCloud.Agent.Storage.AgentStorage(options, state, new AckOutbox(), _auth.MoveGate, NullLoggerFactory.Instance, TimeProvider.System);
         var executor = new CommandExecutor(state, hv, ports, relay, storage, new AgentIdentity(options), options, new FakeTimeProvider(), NullLogger<CommandExecutor>.Instance);
         return (executor, state, hv);
     }

@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using DeCloud.Testing;
+
+namespace DeCloud.Hosts.Tests.EndToEnd;
+
+/// <summary>
+/// Orchestrator, a public relay-capable agent and a NAT'd agent as separate processes: the NAT'd agent's tunnel is
+/// authenticated with the relay token the orchestrator issued it, which the orchestrator renews before it expires.
+/// </summary>
+public sealed class AgentAuthRelayEndToEndTests
+{
+    [Fact]
+    public async Task NatAgent_RelayTokenAuth_PortReachableThroughRelayAndTokenRenewed()
+    {
+        await using var cloud = await Cloud.StartWithAsync("--Orchestrator:RelayTokens:Lifetime=00:00:15");
+        var relay = cloud.StartAgent("dh9a-relay", cloud.NewKeyFile("dh9a-relay"), false, "--Agent:RelayCapable=true", "--Agent:RelayControlPort=0", "--Agent:PublicHost=127.0.0.1");
+        var nat = cloud.StartAgent("dh9a-nat", cloud.NewKeyFile("dh9a-nat"), true);
+        var natNode = await cloud.EventuallyAsync(async () => (await cloud.NodesAsync()).SingleOrDefault(n => n.BehindNat && n.Online && n.RelayNodeId is not null),
+            "a relay for the NAT'd node");
+
+        // The relay role accepted the NAT'd node's tunnel because of its relay token (no shared secret anywhere).
+        await relay.WaitForLineAsync($"Relay tunnel of node {natNode.Id} authenticated with relay token");
+        Assert.DoesNotContain("refused", relay.Output, StringComparison.OrdinalIgnoreCase);
+
+        using var echo = new TcpListener(IPAddress.Loopback, 0);
+        echo.Start();
+        _ = EchoAsync(echo);
+        var client = await cloud.SignInAsync();
+        var vm = await client.CreateVmAsync(new { name = "dh9a-behind-nat", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId = natNode.Id },
+            CancellationToken.None).Within();
+        var opened = await client.OpenPortAsync(vm.Id, ((IPEndPoint)echo.LocalEndpoint).Port, CancellationToken.None).Within();
+        var port = await cloud.EventuallyAsync(async () =>
+            (await client.ListPortsAsync(vm.Id, CancellationToken.None)).SingleOrDefault(p => p.PublicPort == opened.PublicPort && p.State == "open"), "the relayed port to open");
+        Assert.Equal(natNode.RelayNodeId, port.ViaRelayNodeId);
+        Assert.Equal("through the relay with a token", await RoundTripAsync(port.Host, port.PublicPort, "through the relay with a token"));
+
+        // With a 15 s lifetime the orchestrator sends a fresh token once 5 s are left.
+        await nat.WaitForLineAsync($"Relay token for relay {natNode.RelayNodeId} renewed", TimeSpan.FromSeconds(60));
+        Assert.Contains("Relay token (renew)", cloud.Orchestrator.Output, StringComparison.Ordinal);
+    }
+
+    private static async Task EchoAsync(TcpListener listener)
+    {
+        while (true)
+        {
+            using var socket = await listener.AcceptSocketAsync();
+            var buffer = new byte[4096];
+            int n;
+            while ((n = await socket.ReceiveAsync(buffer)) > 0)
+            {
+                await socket.SendAsync(buffer.AsMemory(0, n));
+            }
+
+            socket.Shutdown(SocketShutdown.Send);
+        }
+    }
+
+    private static async Task<string> RoundTripAsync(string host, int port, string text)
+    {
+        using var user = new TcpClient();
+        await user.ConnectAsync(host, port).Within();
+        var stream = user.GetStream();
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask().Within();
+        user.Client.Shutdown(SocketShutdown.Send);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return await reader.ReadToEndAsync().Within();
+    }
+}
