@@ -2,9 +2,9 @@ using System.Text;
 using DeCloud.Agent.Control;
 using DeCloud.Core.Model;
 using DeCloud.Core.Security;
+using DeCloud.Core.Security.Siwe;
 using DeCloud.Relay;
 using Microsoft.Extensions.Logging;
-using Nethereum.Signer;
 
 namespace DeCloud.Agent.Security;
 
@@ -38,7 +38,7 @@ internal static class RelayTokenProof
         return IsSignature(signature);
     }
 
-    // 0x + 65 bytes (r || s || v) in lower-case hex, v one of 0, 1, 27, 28 (Nethereum throws a bare Exception for others).
+    // 0x + 65 bytes (r || s || v) in lower-case hex; PersonalSign checks the rest (v 27 or 28, range, low S).
     private static bool IsSignature(string text)
     {
         if (text.Length != 132 || !text.StartsWith("0x", StringComparison.Ordinal))
@@ -66,8 +66,6 @@ internal static class RelayTokenProof
 /// </summary>
 internal sealed partial class RelayTokenAuthenticator(ConnectAuthorizer authorizer, ILogger<RelayTokenAuthenticator> logger) : IRelayAuthenticator
 {
-    private readonly EthereumMessageSigner _signer = new();
-
     public async ValueTask<RelayAuthenticationResult> AuthenticateAsync(RelayAuthenticationContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -93,17 +91,12 @@ internal sealed partial class RelayTokenAuthenticator(ConnectAuthorizer authoriz
             return Refuse(context, $"the relay token is for a {claims.Role} node; only agents tunnel through a relay");
         }
 
-        string recovered;
-        try
+        if (!PersonalSign.TryRecoverSigner(RelayTokenProof.TextToSign(authorizer.Audience, context.NodeId, context.Challenge.Span), signature, out var signer, out var signatureError))
         {
-            recovered = _signer.EncodeUTF8AndEcRecover(RelayTokenProof.TextToSign(authorizer.Audience, context.NodeId, context.Challenge.Span), signature);
-        }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or IndexOutOfRangeException or InvalidOperationException)
-        {
-            return Refuse(context, "the challenge signature is not a valid secp256k1 signature");
+            return Refuse(context, "the challenge signature is unusable: " + signatureError);
         }
 
-        if (!WalletAddress.TryParse(recovered, out var signer) || signer != claims.OperatorWallet)
+        if (signer != claims.OperatorWallet)
         {
             return Refuse(context, "the challenge was not signed by the operator wallet the relay token names");
         }

@@ -30,6 +30,7 @@ internal sealed partial class AgentStorage : IAsyncDisposable
     private readonly BtrfsVolumes? _volumes;
     private readonly BtrfsVolumes? _backupTarget;
     private System.Net.Sockets.TcpListener? _listener;
+    private VolumeReceiver? _receiver;
 
     public AgentStorage(IOptions<AgentOptions> options, AgentState state, AckOutbox outbox, MoveTokenGate moveGate, ILoggerFactory loggerFactory, TimeProvider time)
     {
@@ -157,6 +158,7 @@ internal sealed partial class AgentStorage : IAsyncDisposable
         listener.Start(16);
         _listener = listener;
         var receiver = new VolumeReceiver(_volumes, loggerFactory: _loggerFactory);
+        _receiver = receiver;
         ReceiverEndpoint = string.Create(CultureInfo.InvariantCulture, $"{_options.PublicHost}:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}");
         Log.ReceiverListening(_logger, ReceiverEndpoint);
         var loop = AcceptLoopAsync(listener, receiver, _stopping.Token);
@@ -207,6 +209,12 @@ internal sealed partial class AgentStorage : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // Cancelled by shutdown: the stored ack stays IN_PROGRESS and becomes FAILED at the next start.
+        }
+
+        if (_receiver is not null)
+        {
+            // Receives still waiting for their sender to resume are ended and their half-received subvolumes removed.
+            await _receiver.DisposeAsync().ConfigureAwait(false);
         }
 
         _stopping.Dispose();

@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using DeCloud.Core.Model;
 using DeCloud.Core.Registry;
+using DeCloud.Core.Security.Siwe;
 using DeCloud.Orchestrator.Storage;
 using DeCloud.Protocol;
 using DeCloud.Protocol.V1;
-using Nethereum.Signer;
 
 namespace DeCloud.Orchestrator.Agents;
 
@@ -22,7 +22,6 @@ internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew
 {
     private readonly double _baselineScorePerPoint = baselineScorePerPoint;
     private readonly ConcurrentDictionary<string, long> _seenNonces = new(StringComparer.Ordinal);
-    private readonly EthereumMessageSigner _signer = new();
 
     /// <summary>The verified registration, or an error naming the bad field.</summary>
     public (VerifiedRegistration? Node, string? Error) Verify(Register r)
@@ -99,17 +98,12 @@ internal sealed class RegistrationVerifier(TimeProvider time, TimeSpan clockSkew
             return (null, ex.Message);
         }
 
-        string recovered;
-        try
+        if (!PersonalSign.TryRecoverSigner(RegistrationText.For(r), r.Signature, out var signer, out var signatureError))
         {
-            recovered = _signer.EncodeUTF8AndEcRecover(RegistrationText.For(r), r.Signature);
-        }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or IndexOutOfRangeException or InvalidOperationException)
-        {
-            return (null, $"signature is not a 65-byte hex signature: {ex.Message}");
+            return (null, $"signature is unusable: {signatureError}");
         }
 
-        if (!WalletAddress.TryParse(recovered, out var signer) || signer != wallet)
+        if (signer != wallet)
         {
             return (null, "signature was not made by operator_wallet over the registration text.");
         }

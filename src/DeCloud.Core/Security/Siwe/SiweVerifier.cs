@@ -300,29 +300,10 @@ public sealed class SiweVerifier
 
     private static SiweVerificationResult VerifySignature(string message, byte[] sig, SiweMessage parsed)
     {
-        var v = sig[64];
-        if (v is not (27 or 28))
-        {
-            return new SiweVerificationResult(SiweStatus.BadRecoveryId, $"the recovery byte v is {v}; only 27 and 28 are accepted.", parsed);
-        }
-
-        var r = sig.AsSpan(0, 32);
-        var s = sig.AsSpan(32, 32);
-        if (IsZero(r) || IsZero(s) || r.SequenceCompareTo(CurveOrder) >= 0 || s.SequenceCompareTo(CurveOrder) >= 0)
-        {
-            return new SiweVerificationResult(SiweStatus.SignatureOutOfRange, "r and s must lie in 1..n-1.", parsed);
-        }
-
-        if (s.SequenceCompareTo(HalfCurveOrder) > 0)
-        {
-            return new SiweVerificationResult(SiweStatus.HighS, "s is in the upper half of the curve order; only low-S signatures are accepted.", parsed);
-        }
-
         Span<byte> recovered = stackalloc byte[20];
-        if (!Secp256k1Recovery.TryRecoverAddress(PersonalSignHash(message), sig.AsSpan(0, 64), v - 27, recovered))
+        if (RecoverSigner(message, sig, recovered) is { } failure)
         {
-            // Some (r, v) pairs name no curve point: that is a signature of nobody, not a server error.
-            return new SiweVerificationResult(SiweStatus.AddressMismatch, "the signature recovers to no public key.", parsed);
+            return new SiweVerificationResult(failure.Status, failure.Error, parsed);
         }
 
         Span<byte> expected = stackalloc byte[20];
@@ -336,7 +317,37 @@ public sealed class SiweVerifier
         return new SiweVerificationResult(SiweStatus.Valid, "valid", parsed);
     }
 
-    private static bool TryDecodeSignature(string? hex, out byte[] signature)
+    /// <summary>
+    /// Checks a 65-byte EIP-191 signature (v 27 or 28, r and s in 1..n-1, low S) and recovers the 20-byte address that
+    /// signed <paramref name="message"/> into <paramref name="recovered"/>; null when it did, else why not.
+    /// </summary>
+    internal static (SiweStatus Status, string Error)? RecoverSigner(string message, ReadOnlySpan<byte> sig, Span<byte> recovered)
+    {
+        var v = sig[64];
+        if (v is not (27 or 28))
+        {
+            return (SiweStatus.BadRecoveryId, $"the recovery byte v is {v}; only 27 and 28 are accepted.");
+        }
+
+        var r = sig[..32];
+        var s = sig.Slice(32, 32);
+        if (IsZero(r) || IsZero(s) || r.SequenceCompareTo(CurveOrder) >= 0 || s.SequenceCompareTo(CurveOrder) >= 0)
+        {
+            return (SiweStatus.SignatureOutOfRange, "r and s must lie in 1..n-1.");
+        }
+
+        if (s.SequenceCompareTo(HalfCurveOrder) > 0)
+        {
+            return (SiweStatus.HighS, "s is in the upper half of the curve order; only low-S signatures are accepted.");
+        }
+
+        // Some (r, v) pairs name no curve point: that is a signature of nobody, not a server error.
+        return Secp256k1Recovery.TryRecoverAddress(PersonalSignHash(message), sig[..64], v - 27, recovered)
+            ? null
+            : (SiweStatus.AddressMismatch, "the signature recovers to no public key.");
+    }
+
+    internal static bool TryDecodeSignature(string? hex, out byte[] signature)
     {
         signature = [];
         if (hex is null || hex.Length != 132 || hex[0] != '0' || hex[1] != 'x')
