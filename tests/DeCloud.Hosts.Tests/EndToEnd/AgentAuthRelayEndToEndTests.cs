@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using DeCloud.Testing;
 
 namespace DeCloud.Hosts.Tests.EndToEnd;
@@ -26,7 +25,7 @@ public sealed class AgentAuthRelayEndToEndTests
 
         using var echo = new TcpListener(IPAddress.Loopback, 0);
         echo.Start();
-        _ = EchoAsync(echo);
+        _ = TcpEcho.ServeAsync(echo);
         var client = await cloud.SignInAsync();
         var vm = await client.CreateVmAsync(new { name = "dh9a-behind-nat", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId = natNode.Id },
             CancellationToken.None).Within();
@@ -34,37 +33,10 @@ public sealed class AgentAuthRelayEndToEndTests
         var port = await cloud.EventuallyAsync(async () =>
             (await client.ListPortsAsync(vm.Id, CancellationToken.None)).SingleOrDefault(p => p.PublicPort == opened.PublicPort && p.State == "open"), "the relayed port to open");
         Assert.Equal(natNode.RelayNodeId, port.ViaRelayNodeId);
-        Assert.Equal("through the relay with a token", await RoundTripAsync(port.Host, port.PublicPort, "through the relay with a token"));
+        Assert.Equal("through the relay with a token", await TcpEcho.RoundTripAsync(port.Host, port.PublicPort, "through the relay with a token"));
 
         // With a 15 s lifetime the orchestrator sends a fresh token once 5 s are left.
         await nat.WaitForLineAsync($"Relay token for relay {natNode.RelayNodeId} renewed", TimeSpan.FromSeconds(60));
         Assert.Contains("Relay token (renew)", cloud.Orchestrator.Output, StringComparison.Ordinal);
-    }
-
-    private static async Task EchoAsync(TcpListener listener)
-    {
-        while (true)
-        {
-            using var socket = await listener.AcceptSocketAsync();
-            var buffer = new byte[4096];
-            int n;
-            while ((n = await socket.ReceiveAsync(buffer)) > 0)
-            {
-                await socket.SendAsync(buffer.AsMemory(0, n));
-            }
-
-            socket.Shutdown(SocketShutdown.Send);
-        }
-    }
-
-    private static async Task<string> RoundTripAsync(string host, int port, string text)
-    {
-        using var user = new TcpClient();
-        await user.ConnectAsync(host, port).Within();
-        var stream = user.GetStream();
-        await stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask().Within();
-        user.Client.Shutdown(SocketShutdown.Send);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return await reader.ReadToEndAsync().Within();
     }
 }

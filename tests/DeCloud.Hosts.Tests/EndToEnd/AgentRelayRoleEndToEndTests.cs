@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using DeCloud.Relay;
 using DeCloud.Testing;
 
@@ -27,7 +26,7 @@ public sealed class AgentRelayRoleEndToEndTests : IDisposable
         // The service behind the "NAT": an echo on loopback that the client forwards to.
         using var echo = new TcpListener(IPAddress.Loopback, 0);
         echo.Start();
-        var echoLoop = EchoOnceAsync(echo);
+        var echoLoop = TcpEcho.ServeAsync(echo, once: true);
 
         await using var client = new RelayClient(new RelayClientOptions { ServerHost = "127.0.0.1", ServerPort = control.Port, NodeId = "node-a" }, new HmacChallengeCredentials(Convert.FromHexString(secret)));
         await client.StartAsync().Within();
@@ -35,13 +34,7 @@ public sealed class AgentRelayRoleEndToEndTests : IDisposable
         var mapping = await client.AddMappingAsync(new RelayMappingRequest(RelayProtocol.Tcp, "127.0.0.1", ((IPEndPoint)echo.LocalEndpoint).Port)).Within();
         Assert.InRange(mapping.PublicPort, first, first + 20);
 
-        using var user = new TcpClient();
-        await user.ConnectAsync(IPAddress.Loopback, mapping.PublicPort).Within();
-        var stream = user.GetStream();
-        await stream.WriteAsync("through the relay"u8.ToArray()).AsTask().Within();
-        user.Client.Shutdown(SocketShutdown.Send);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        Assert.Equal("through the relay", await reader.ReadToEndAsync().Within());
+        Assert.Equal("through the relay", await TcpEcho.RoundTripAsync("127.0.0.1", mapping.PublicPort, "through the relay"));
         await echoLoop.Within();
 
         // A node with the wrong secret is refused; the relay keeps serving.
@@ -66,18 +59,5 @@ public sealed class AgentRelayRoleEndToEndTests : IDisposable
         await using var relay = HostProcess.Start(args);
         Assert.Equal(2, await relay.WaitForExitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains(setting, relay.Output, StringComparison.Ordinal);
-    }
-
-    private static async Task EchoOnceAsync(TcpListener listener)
-    {
-        using var socket = await listener.AcceptSocketAsync();
-        var buffer = new byte[4096];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer)) > 0)
-        {
-            await socket.SendAsync(buffer.AsMemory(0, n));
-        }
-
-        socket.Shutdown(SocketShutdown.Send);
     }
 }
