@@ -143,7 +143,6 @@ internal sealed class ReceiveSession
             _attachment?.Dispose();
             _attachment = null;
         }
-
     }
 
     /// <summary>Signals <see cref="Ended"/> once the session's cleanup is done.</summary>
