@@ -29,9 +29,12 @@ public sealed class AgentAuthRelayEndToEndTests
         var client = await cloud.SignInAsync();
         var vm = await client.CreateVmAsync(new { name = "dh9a-behind-nat", computePoints = 1, memoryMiB = 256, storageGiB = 1, qualityTier = "Burstable", nodeId = natNode.Id },
             CancellationToken.None).Within();
-        var opened = await client.OpenPortAsync(vm.Id, ((IPEndPoint)echo.LocalEndpoint).Port, CancellationToken.None).Within();
+        var target = ((IPEndPoint)echo.LocalEndpoint).Port;
+        await client.OpenPortAsync(vm.Id, target, CancellationToken.None).Within();
+        // Found by its target: when the allocated public port is taken on the relay host (other tests' relays run at
+        // the same time), the relay binds another one and the listing shows that.
         var port = await cloud.EventuallyAsync(async () =>
-            (await client.ListPortsAsync(vm.Id, CancellationToken.None)).SingleOrDefault(p => p.PublicPort == opened.PublicPort && p.State == "open"), "the relayed port to open");
+            (await client.ListPortsAsync(vm.Id, CancellationToken.None)).SingleOrDefault(p => p.TargetPort == target && p.State == "open"), "the relayed port to open");
         Assert.Equal(natNode.RelayNodeId, port.ViaRelayNodeId);
         Assert.Equal("through the relay with a token", await TcpEcho.RoundTripAsync(port.Host, port.PublicPort, "through the relay with a token"));
 
